@@ -1,0 +1,17 @@
+"""Native operators of cllstr with their pure-PyTorch references.
+
+``HAS_NATIVE`` tells whether the compiled library ``cllstr._C`` loaded; without it every op runs its reference
+implementation.
+"""
+
+from cllstr.ops._native import HAS_NATIVE, NATIVE_ERROR, NativeUnavailableError, has_kernel
+from cllstr.ops.ctc_greedy_decode import ctc_greedy_decode, reference_ctc_greedy_decode
+
+__all__ = [
+    "HAS_NATIVE",
+    "NATIVE_ERROR",
+    "NativeUnavailableError",
+    "ctc_greedy_decode",
+    "has_kernel",
+    "reference_ctc_greedy_decode",
+]

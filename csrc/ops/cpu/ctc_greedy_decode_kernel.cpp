@@ -1,0 +1,153 @@
+// CPU kernel of cllstr::ctc_greedy_decode: at::parallel_for (OpenMP in torch's builds) over the batch; per time step
+// one fused pass finds the arg-max and the softmax normaliser of the row, which stays in L1 between the passes.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "ops/ctc_greedy_decode.h"
+
+namespace cllstr {
+namespace ops {
+
+namespace {
+
+// exp(x) for x <= 0 in plain arithmetic the compiler vectorises: 2^(x*log2 e) split into a rounded integer part,
+// placed in the exponent bits, and a degree-6 polynomial of the fraction in [-0.5, 0.5] (relative error < 2e-7).
+inline float exp_nonpositive(float x) {
+  x = x < -87.0f ? -87.0f : x;  // vectorised as a blend (needs -fno-trapping-math, set in setup.py)
+  const float t = x * 1.44269504088896341f;
+  const float r = (t + 12582912.0f) - 12582912.0f;  // round to nearest integer (1.5 * 2^23 trick)
+  const float f = (t - r) * 0.693147180559945309f;  // the fraction, in natural-log units: |f| <= 0.347
+  float p = 1.0f / 720.0f;
+  p = p * f + 1.0f / 120.0f;
+  p = p * f + 1.0f / 24.0f;
+  p = p * f + 1.0f / 6.0f;
+  p = p * f + 0.5f;
+  p = p * f + 1.0f;
+  p = p * f + 1.0f;
+  const int32_t n = static_cast<int32_t>(r);
+  const int32_t bits = (n + 127) << 23;
+  return p * __builtin_bit_cast(float, bits);
+}
+
+struct RowResult {
+  int64_t best;
+  float logp;  // log of the maximum probability of the row
+};
+
+// Arg-max (first index on ties, NaN wins as in torch.max) and log max-probability of one row of C scores.
+// Compiled for several instruction sets; the loader picks the best the processor has (GCC function multi-versioning).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "avx", "default")))
+#endif
+RowResult row_stats(const float* x, int64_t C, bool log_probs) {
+  float m = -std::numeric_limits<float>::infinity();
+  int nan_count = 0;
+#pragma omp simd reduction(max : m) reduction(+ : nan_count)
+  for (int64_t i = 0; i < C; ++i) {
+    m = std::max(m, x[i]);
+    nan_count += (x[i] != x[i]);
+  }
+  RowResult res{0, 0.0f};
+  if (nan_count > 0) {
+    while (res.best < C && x[res.best] == x[res.best]) ++res.best;
+    res.logp = std::numeric_limits<float>::quiet_NaN();
+    return res;
+  }
+  // First index holding the maximum: test chunks vectorised, scan only the chunk that has it.
+  constexpr int64_t kChunk = 64;
+  for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
+    const int64_t c1 = std::min(C, c0 + kChunk);
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (int64_t i = c0; i < c1; ++i) hit |= (x[i] == m);
+    if (hit) {
+      int64_t i = c0;
+      while (x[i] != m) ++i;
+      res.best = i;
+      break;
+    }
+  }
+  if (log_probs) {
+    res.logp = m;
+  } else if (std::isinf(m)) {
+    res.logp = std::numeric_limits<float>::quiet_NaN();  // softmax of an all -inf (or +inf) row is undefined
+  } else {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < C; ++i) s += exp_nonpositive(x[i] - m);
+    res.logp = -std::log(s);
+  }
+  return res;
+}
+
+template <typename scalar_t>
+void decode_batch(const at::Tensor& logits, const int64_t* lengths, int64_t blank, bool log_probs, int64_t* tokens,
+                  int64_t* out_lengths, float* confidence) {
+  const int64_t B = logits.size(0), T = logits.size(1), C = logits.size(2);
+  const scalar_t* data = logits.const_data_ptr<scalar_t>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> buffer;
+    if (!std::is_same<scalar_t, float>::value) buffer.resize(C);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t len = lengths[b];
+      int64_t* out = tokens + b * T;
+      int64_t n = 0;
+      int64_t prev = -1;
+      double logp_sum = 0.0;
+      for (int64_t t = 0; t < len; ++t) {
+        const scalar_t* row = data + (b * T + t) * C;
+        const float* x;
+        if constexpr (std::is_same<scalar_t, float>::value) {
+          x = row;
+        } else {
+          for (int64_t c = 0; c < C; ++c) buffer[c] = static_cast<float>(row[c]);
+          x = buffer.data();
+        }
+        const RowResult r = row_stats(x, C, log_probs);
+        logp_sum += r.logp;
+        if (r.best != blank && r.best != prev) out[n++] = r.best;
+        prev = r.best;
+      }
+      std::fill(out + n, out + T, blank);
+      out_lengths[b] = n;
+      confidence[b] = static_cast<float>(std::exp(logp_sum));
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ctc_greedy_decode_cpu(const at::Tensor& logits_in,
+                                                                    const at::Tensor& lengths_in, int64_t blank,
+                                                                    bool log_probs) {
+  check_ctc_greedy_decode_args(logits_in, lengths_in, blank);
+  TORCH_CHECK(logits_in.device().is_cpu(), "ctc_greedy_decode (CPU kernel): logits must be on the CPU");
+  const at::Tensor logits = logits_in.contiguous();
+  const at::Tensor lengths = lengths_in.to(at::kLong).contiguous();
+  const int64_t B = logits.size(0), T = logits.size(1);
+  if (B > 0) {
+    const auto mm = at::aminmax(lengths);
+    check_ctc_greedy_decode_lengths(std::get<0>(mm).item<int64_t>(), std::get<1>(mm).item<int64_t>(), T);
+  }
+  at::Tensor tokens = at::empty({B, T}, logits.options().dtype(at::kLong));
+  at::Tensor out_lengths = at::empty({B}, logits.options().dtype(at::kLong));
+  at::Tensor confidence = at::empty({B}, logits.options().dtype(at::kFloat));
+  if (B == 0) return {tokens, out_lengths, confidence};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "ctc_greedy_decode_cpu", [&] {
+    decode_batch<scalar_t>(logits, lengths.const_data_ptr<int64_t>(), blank, log_probs, tokens.data_ptr<int64_t>(),
+                           out_lengths.data_ptr<int64_t>(), confidence.data_ptr<float>());
+  });
+  return {tokens, out_lengths, confidence};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(cllstr, CPU, m) { m.impl("ctc_greedy_decode", &ctc_greedy_decode_cpu); }
+
+}  // namespace ops
+}  // namespace cllstr
