@@ -27,8 +27,7 @@ $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel "setuptools>=69"
 	$(PIP) install -q torch==$(TORCH_VERSION)
-	$(PIP) install -q numpy pillow lmdb typer rich wordfreq matplotlib pyyaml regex rapidfuzz pybind11 ninja \
-		pytest pytest-benchmark hypothesis ruff
+	$(PIP) install -q ninja pybind11 $$($(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(' '.join(d for d in p['dependencies'] + p['optional-dependencies']['test'] + p['optional-dependencies']['dali']))")
 	touch $@
 
 venv: $(VENV)/.deps

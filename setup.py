@@ -41,7 +41,8 @@ def _extensions() -> tuple[list, dict]:
     elif os.environ.get("FORCE_CUDA", "0") == "1":
         use_cuda, why = True, "FORCE_CUDA=1"
     elif torch.version.cuda is not None and CUDA_HOME is not None:
-        use_cuda, why = True, f"torch {torch.__version__} is a CUDA {torch.version.cuda} build and CUDA_HOME={CUDA_HOME}"
+        use_cuda = True
+        why = f"torch {torch.__version__} is a CUDA {torch.version.cuda} build and CUDA_HOME={CUDA_HOME}"
     else:
         use_cuda = False
         why = "torch is a CPU build" if torch.version.cuda is None else "CUDA_HOME is not set and nvcc was not found"

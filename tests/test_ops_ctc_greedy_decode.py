@@ -137,7 +137,7 @@ def test_lengths_default_to_T() -> None:
     x = _peaked(3, 5, 7, torch.Generator().manual_seed(3))
     a = ctc_greedy_decode(x)
     b = ctc_greedy_decode(x, torch.full((3,), 5))
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=False):
         torch.testing.assert_close(u, v)
 
 
@@ -193,7 +193,7 @@ def test_torch_compile_traces_through_fake_kernel() -> None:
     lengths = torch.tensor([6, 5, 0, 2])
     fn = torch.compile(lambda a, b: torch.ops.cllstr.ctc_greedy_decode(a, b, 0, False), backend="eager",
                        fullgraph=True)
-    for u, v in zip(fn(x, lengths), reference_ctc_greedy_decode(x, lengths)):
+    for u, v in zip(fn(x, lengths), reference_ctc_greedy_decode(x, lengths), strict=False):
         torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-6)
 
 
@@ -208,5 +208,5 @@ def test_thread_count_does_not_change_result() -> None:
         b = ctc_greedy_decode(case.logits, case.lengths, backend="native")
     finally:
         torch.set_num_threads(before)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=False):
         assert torch.equal(u, v)

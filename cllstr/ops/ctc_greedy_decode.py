@@ -68,7 +68,9 @@ def _check(logits: Tensor, lengths: Tensor, blank: int) -> None:
     if C == 0:
         raise ValueError("ctc_greedy_decode: logits has no classes (C == 0)")
     if not 0 <= blank < C:
-        raise ValueError(f"ctc_greedy_decode: blank={blank} is out of range for C={C} classes (expected 0 <= blank < C)")
+        raise ValueError(
+            f"ctc_greedy_decode: blank={blank} is out of range for C={C} classes (expected 0 <= blank < C)"
+        )
     if lengths.numel():
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 0:

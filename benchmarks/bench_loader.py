@@ -1,0 +1,162 @@
+"""Loader throughput: cllstr's LMDB loader vs a reference-style PIL + ``ToTensor`` loader, measured in the same run.
+
+Both read the same LMDB of JPEG word crops (sizes like MLT19 crops) and produce ``(B, 3, 32, 100)`` float batches in
+``[-1, 1]`` with a bicubic fixed resize, batch 128, shuffled. The baseline mirrors the reference ``LmdbDataset`` +
+``AlignCollate``: PIL decode and ``convert("RGB")`` per sample, then in the collate a per-image resize, ``ToTensor``
+(torchvision's ``to_tensor`` steps), ``sub_(0.5).div_(0.5)`` and ``torch.cat``.
+
+The two loaders run alternately, one epoch each per round, so that load from other processes on a shared machine
+hits both alike; each round gives a ratio and the script prints their median.
+
+    python benchmarks/bench_loader.py                 # prints images/s and the ratio for 0 and 2 workers
+    python benchmarks/bench_loader.py --num 4096 --epochs 5 --decode-threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lmdb
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch.utils.data import DataLoader, Dataset
+
+from cllstr.data.lmdb_store import LmdbWriter
+from cllstr.data.loader import build_dataloader
+
+WORDS = ["street", "coffee", "station", "pharmacy", "market", "open", "exit", "hotel", "bakery", "parking"]
+
+
+def make_store(path: Path, num: int, min_h: int = 24, max_h: int = 96, seed: int = 0) -> None:
+    """JPEG crops ``min_h``-``max_h`` px high, 1.5-5x as wide, dark text on a noisy light background.
+
+    The meta key names the script, as ``cllstr data create --script`` and the synthetic engine write it.
+    """
+    rng = np.random.default_rng(seed)
+    with LmdbWriter(path, commit_every=512, meta={"script": "LAT"}) as w:
+        for i in range(num):
+            h = int(rng.integers(min_h, max_h + 1))
+            width = int(h * rng.uniform(1.5, 5.0))
+            bg = rng.integers(150, 256, (h, width, 3), dtype=np.uint8)
+            img = Image.fromarray(bg)
+            word = WORDS[i % len(WORDS)]
+            ImageDraw.Draw(img).text((4, h // 4), word, fill=tuple(int(c) for c in rng.integers(0, 90, 3)))
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=90)
+            w.add(buf.getvalue(), word)
+
+
+class ReferenceLmdb(Dataset):
+    """The reference dataset: one env opened in ``__init__``, PIL decode + RGB convert per sample."""
+
+    def __init__(self, root: Path) -> None:
+        self.env = lmdb.open(str(root), max_readers=32, readonly=True, lock=False, readahead=False, meminit=False)
+        self.txn = self.env.begin(write=False)
+        self.n = int(self.txn.get(b"num-samples"))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        index += 1
+        label = self.txn.get(b"label-%09d" % index).decode("utf-8")
+        buf = io.BytesIO(self.txn.get(b"image-%09d" % index))
+        return Image.open(buf).convert("RGB"), label
+
+
+def to_tensor(pic: Image.Image) -> torch.Tensor:
+    """torchvision ``transforms.functional.to_tensor`` for 8-bit PIL images."""
+    img = torch.from_numpy(np.array(pic, np.uint8, copy=True))
+    img = img.view(pic.size[1], pic.size[0], len(pic.getbands())).permute((2, 0, 1)).contiguous()
+    return img.to(dtype=torch.float32).div(255)
+
+
+def reference_collate(batch):
+    """The reference ``AlignCollate`` with ``ResizeNormalize((100, 32))``."""
+    images, labels = zip(*batch, strict=True)
+    tensors = []
+    for image in images:
+        t = to_tensor(image.resize((100, 32), Image.Resampling.BICUBIC))
+        t.sub_(0.5).div_(0.5)
+        tensors.append(t)
+    return torch.cat([t.unsqueeze(0) for t in tensors], 0), labels
+
+
+def one_epoch(loader) -> tuple[int, float, float]:
+    """Images, wall seconds and this process's CPU seconds (all its threads) of one pass over ``loader``."""
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
+    for batch in loader:
+        n += len(batch[1]) if isinstance(batch, tuple) else len(batch)
+    return n, time.perf_counter() - start, time.process_time() - cpu
+
+
+def compare(ref, ours, epochs: int) -> dict[str, float]:
+    """Reference and cllstr images/s over ``epochs`` alternating rounds (after a warm-up pass each, which starts
+    persistent workers), the median of the per-round ratios, and the ratio of CPU time per image in this process
+    (the whole cost with 0 workers: it shows efficiency apart from how many cores were free)."""
+    one_epoch(ref)
+    one_epoch(ours)
+    totals = {"ref": np.zeros(3), "ours": np.zeros(3)}
+    ratios = []
+    for r in range(epochs):
+        order = [("ref", ref), ("ours", ours)] if r % 2 == 0 else [("ours", ours), ("ref", ref)]
+        ips = {}
+        for name, loader in order:
+            n, sec, cpu = one_epoch(loader)
+            totals[name] += (n, sec, cpu)
+            ips[name] = n / sec
+        ratios.append(ips["ours"] / ips["ref"])
+    (n_ref, s_ref, c_ref), (n_ours, s_ours, c_ours) = totals["ref"], totals["ours"]
+    return {
+        "ref_ips": n_ref / s_ref,
+        "ours_ips": n_ours / s_ours,
+        "ratio": statistics.median(ratios),
+        "cpu_ratio": (c_ref / n_ref) / (c_ours / n_ours),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num", type=int, default=2048, help="records in the benchmark LMDB")
+    parser.add_argument("--epochs", type=int, default=4, help="timed rounds (one pass of each loader per round)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--min-h", type=int, default=24, help="smallest crop height (px)")
+    parser.add_argument("--max-h", type=int, default=96, help="largest crop height (px)")
+    parser.add_argument("--decode-threads", type=int, default=None, help="cllstr decode threads (default: auto)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench"
+        make_store(path, args.num, args.min_h, args.max_h)
+        # py-lmdb allows one environment per file and process, so the baseline reads an identical copy.
+        ref_path = Path(tmp) / "bench_ref"
+        shutil.copytree(path, ref_path)
+        for workers in args.workers:
+            extra = {"persistent_workers": True} if workers else {}
+            ref = DataLoader(
+                ReferenceLmdb(ref_path), batch_size=args.batch_size, shuffle=True, num_workers=workers,
+                collate_fn=reference_collate, pin_memory=False, generator=torch.Generator().manual_seed(0), **extra,
+            )
+            ours = build_dataloader(
+                [path], batch_size=args.batch_size, rgb=True, workers=workers, seed=0,
+                decode_threads=args.decode_threads,
+            )
+            res = compare(ref, ours, args.epochs)
+            cpu = f" | CPU/image ratio {res['cpu_ratio']:.2f}x" if workers == 0 else ""
+            print(
+                f"workers={workers} (decode threads {ours.dataset.decode_threads}): reference {res['ref_ips']:8.0f} "
+                f"img/s | cllstr {res['ours_ips']:8.0f} img/s | ratio {res['ratio']:.2f}x (median of {args.epochs} "
+                f"rounds){cpu}"
+            )
+            del ref, ours
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""``cllstr study``: run a whole study (a grid of training runs) from one file or preset, resumably, and report it.
+
+``cllstr study run --preset cll-joint --scale 0.01 --out studies/joint`` generates the synthetic data when it is
+missing, trains and evaluates every run (finished runs are skipped on a re-run), and writes the report;
+``cllstr study report studies/joint`` rewrites the tables (Markdown, CSV), plots and JSON summary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Cross-lingual and data-mixing studies: many runs from one file, paper-style tables.",
+                  no_args_is_help=True)
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _set_base(base: dict, items: list[str]) -> dict:
+    """Apply dotted ``key=value`` overrides (YAML scalars) to a nested TrainConfig mapping."""
+    import yaml
+
+    from cllstr.study.spec import deep_merge
+
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--set {item!r} must look like key.sub=value (e.g. model=crnn, optim.lr=5e-4)")
+        node: dict = {}
+        leaf = node
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            leaf = leaf.setdefault(p, {})
+        leaf[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        base = deep_merge(base, node)
+    return base
+
+
+@app.command("run")
+def run(
+    study: Annotated[Path | None, typer.Argument(help="Study file (YAML/TOML/JSON); or use --preset.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="cll-joint, cll-cascade, cll-synth-size, "
+                                                                       "lowres-seqmodel.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Study folder (runs, data, report).")] = None,
+    scale: Annotated[float | None, typer.Option(help="Data/schedule scale (presets: 0.01 default, 1.0 paper).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Number of seeds (21, 22, ...).")] = None,
+    parallel: Annotated[int, typer.Option("--parallel", "-j", help="Runs at a time (one GPU each if several).")] = 1,
+    data: Annotated[Path | None, typer.Option("--data", help="Data root (default: OUT/data, generated).")] = None,
+    no_synth: Annotated[bool, typer.Option("--no-synth", help="Real data at --data: never synthesise.")] = False,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Replace the model axis.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="TrainConfig field for every run: k=v.")] = None,
+    executor: Annotated[str, typer.Option(help="process (child processes) or inline (this process).")] = "process",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs and exit.")] = False,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report at the end.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Expand the grid, run every unfinished run (resumable), then write the report."""
+    from cllstr.study.presets import get_preset
+    from cllstr.study.runner import StudyRunner
+    from cllstr.study.spec import ModelEntry, StudyError, default_seeds, expand, load_study, validate
+
+    if (study is None) == (preset is None):
+        _fail("pass exactly one of a STUDY file or --preset NAME")
+    if out is None:
+        _fail("--out DIR is required")
+    try:
+        if preset is not None:
+            spec = get_preset(preset, scale=0.01 if scale is None else scale, seeds=seeds or 1)
+        else:
+            spec = load_study(study)
+            if scale is not None:
+                spec.data.scale = scale
+            if seeds is not None:
+                spec.seeds = default_seeds(seeds)
+        if data is not None:
+            spec.data.root = str(data)
+        if no_synth:
+            if data is None:
+                _fail("--no-synth needs --data pointing at a real data root")
+            spec.data.profile = None
+        if model:
+            spec.models = [ModelEntry(name) for name in model]
+        spec.base = _set_base(spec.base, set_ or [])
+        validate(spec, where=str(study or f"preset {preset}"))
+        runs = expand(spec)
+        if dry_run:
+            for r in runs:
+                dep = f" <- {r.depends_on}" if r.depends_on else ""
+                typer.echo(f"{r.hash}  {r.model} | {r.row} | {r.mixture} | {r.init} | seed {r.seed} | "
+                           f"{r.config.iterations} it x {r.config.batch_size}{dep}")
+            typer.echo(f"{len(runs)} runs")
+            return
+        runner = StudyRunner(spec, out, parallel=parallel, executor=executor, quiet=quiet, device=device)
+        result = runner.run()
+    except (StudyError, KeyError, ValueError, FileNotFoundError, FileExistsError) as e:
+        _fail(str(e.args[0] if e.args else e))
+    typer.echo(f"study {spec.name}: {len(result.done)} run(s) trained, {len(result.skipped)} already finished, "
+               f"{len(result.failed)} failed, {result.seconds / 60:.1f} min wall time -> {out}")
+    if report:
+        from cllstr.study.report import write_report
+
+        summary = write_report(out)
+        typer.echo(f"report: {Path(out) / 'report' / 'report.md'}")
+        for line in summary["findings"]:
+            typer.echo(f"  {line}")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_cmd(
+    study_dir: Annotated[Path, typer.Argument(help="A study folder written by `cllstr study run`.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default: STUDY_DIR/report).")] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the PNG plots.")] = True,
+) -> None:
+    """Tables (Markdown + CSV) in the paper's layout, gain heatmap and bars, JSON summary."""
+    from cllstr.study.report import write_report
+    from cllstr.study.spec import StudyError
+
+    try:
+        summary = write_report(study_dir, out, plots=plots)
+    except (FileNotFoundError, StudyError) as e:
+        _fail(str(e))
+    typer.echo((Path(out) if out else study_dir / "report") / "report.md")
+    typer.echo(f"{summary['runs']['done']}/{summary['runs']['total']} runs done")
+    for line in summary["findings"]:
+        typer.echo(f"  {line}")
+
+
+@app.command("presets")
+def presets() -> None:
+    """List the built-in study presets."""
+    from cllstr.study.presets import PRESETS, list_presets
+
+    for name in list_presets():
+        typer.echo(f"{name:18s} {(PRESETS[name].__doc__ or '').splitlines()[0]}")

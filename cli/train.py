@@ -1,0 +1,83 @@
+"""``cllstr train``: train a CTC recogniser (mono / joint / cascade) on a select-data mixture.
+
+Options override a ``--config`` file (YAML/TOML), which overrides the reference defaults; ``--set key=value``
+reaches every other field (``--set optim.pct_start=0.2``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from cllstr.train.config import TrainConfig, apply_overrides, load_config
+
+
+def _caps(items: list[str]) -> dict[str, int]:
+    caps: dict[str, int] = {}
+    for item in items:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            name, sep, value = part.partition("=")
+            if not sep or not value.strip().isdigit():
+                raise typer.BadParameter(f"cap {part!r} must look like NAME=COUNT (e.g. LAT=1000)", param_hint="--cap")
+            caps[name.strip()] = int(value)
+    return caps
+
+
+def train(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML/TOML config file."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model name (cllstr.models.list_models())."),
+    data_root: str | None = typer.Option(None, "--data-root", "-d", help="Root with training/validation/evaluation."),
+    select_data: str | None = typer.Option(None, "--select-data", "-s", help="e.g. lang_CBHJAKL, SynthMLT_K-lang_K."),
+    cap: list[str] = typer.Option([], "--cap", help="Per-dataset cap NAME=COUNT (repeatable or comma-separated)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b"),
+    iterations: int | None = typer.Option(None, "--iterations", "-n", help="Optimiser steps (OneCycle length)."),
+    val_interval: int | None = typer.Option(None, help="Validate every N iterations (0: never)."),
+    val_samples: int | None = typer.Option(None, help="At most N validation samples per language."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Run directory (checkpoints, logs)."),
+    lr: float | None = typer.Option(None, help="Peak learning rate (AdamW + OneCycle)."),
+    precision: str | None = typer.Option(None, help="auto | bf16 | fp16 | fp32."),
+    channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last"),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    threads: int | None = typer.Option(None, help="CPU threads."),
+    workers: int | None = typer.Option(None, help="Data loader worker processes."),
+    loader: str | None = typer.Option(None, "--loader", help="torch | dali | auto (DALI when installed)."),
+    charset: str | None = typer.Option(None, help="Charset file (default: built from the training labels)."),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda[:i]."),
+    seed: int | None = typer.Option(None),
+    init_from: str | None = typer.Option(None, "--init-from", help="Cascade: initialise from this checkpoint."),
+    freeze: bool = typer.Option(False, "--freeze", help="With --init-from: train only the classifier."),
+    resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt exactly."),
+    max_minutes: float | None = typer.Option(None, help="Wall-clock budget; stops with a checkpoint."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: key.sub=value (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train a recogniser; writes OUT/last.pt, OUT/best.pt (best mean 1-NED), log.jsonl, train.csv, val.csv."""
+    from cllstr.train.engine import train as run_training
+
+    try:
+        cfg = load_config(config) if config else TrainConfig()
+        overrides = {
+            "model": model, "data.root": data_root, "data.select_data": select_data, "batch_size": batch_size,
+            "iterations": iterations, "val_interval": val_interval, "data.val_samples": val_samples, "out_dir": out,
+            "optim.lr": lr, "precision": precision, "channels_last": channels_last, "compile": compile,
+            "threads": threads, "data.workers": workers, "data.loader": loader, "data.charset": charset,
+            "device": device, "seed": seed,
+            "init_from": init_from, "max_minutes": max_minutes,
+        }
+        items = [f"{k}={json.dumps(v)}" for k, v in overrides.items() if v is not None]
+        if cap:
+            items.append(f"data.caps={json.dumps(_caps(cap))}")
+        if freeze:
+            items.append("freeze=true")
+        if tensorboard:
+            items.append("tensorboard=true")
+        cfg = apply_overrides(cfg, items + list(set_))
+    except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from e
+    _, summary = run_training(cfg, resume=resume, quiet=quiet)
+    typer.echo(json.dumps(summary))

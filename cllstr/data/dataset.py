@@ -1,0 +1,258 @@
+"""Torch datasets over LMDB stores: one :class:`LmdbDataset` per LMDB and a :class:`MixtureDataset` of several.
+
+Samples are ``(uint8 array (H, W, C), label, script)`` tuples, or None for a record whose image does not decode;
+the collate function drops the Nones and the skip is counted in a counter shared with the workers (the reference
+instead trains on a black image labelled ``[dummy_label]``). Labels are read once at construction when a length or
+charset filter is asked for; filtered records and out-of-charset characters are counted, never dropped silently.
+``__getitems__`` (what the DataLoader calls for a whole batch) reads the batch's records in order and decodes them on
+``decode_threads`` threads into one array (:class:`~cllstr.data.batch_decode.SampleBatch`), with the same samples as
+``[ds[i] for i in indices]``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import multiprocessing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from cllstr.data.batch_decode import SampleBatch, transform_batch
+from cllstr.data.lmdb_store import LmdbReader
+from cllstr.data.mixing import script_of_name, select_indices
+from cllstr.data.transforms import DECODE_ERRORS, ImageTransform
+from cllstr.scripts import guess_script
+from cllstr.text.charset import Charset, tokenize
+from cllstr.text.normalize import from_reference_label, normalize_label
+
+__all__ = ["LABEL_READERS", "Sample", "LmdbDataset", "MixtureDataset"]
+
+log = logging.getLogger(__name__)
+
+Sample = tuple[np.ndarray, str, str]
+
+#: How stored labels become training labels: ``join`` undoes the reference's tab-joined tokens (keeping Arabic
+#: presentation forms, so the reference charset still applies), ``logical`` also maps presentation forms to base
+#: letters, ``raw`` keeps the stored text as is.
+LABEL_READERS: dict[str, Callable[[str], str]] = {
+    "raw": lambda s: s,
+    "join": lambda s: from_reference_label(s, unshape=False),
+    "logical": lambda s: from_reference_label(s, unshape=True),
+    "nfc": normalize_label,
+}
+
+_guess_script = functools.lru_cache(maxsize=1 << 16)(guess_script)
+
+
+class LmdbDataset(Dataset):
+    """One LMDB store as a map-style dataset.
+
+    Args:
+        path: LMDB directory.
+        transform: Bytes → ``uint8`` array; defaults to a 32x100 grey fixed resize.
+        name: Source name (for logs and per-script reporting).
+        script: Script of every record; else ``meta["script"]``, the name's script, or a guess per label.
+        labels: Key of :data:`LABEL_READERS`.
+        max_len: Drop records whose label has more tokens than this (reference ``--batch_max_length``).
+        charset: Count out-of-charset characters (and drop such records with ``drop_unknown``).
+        drop_unknown: Drop records with out-of-charset characters (deep-text-recognition-benchmark behaviour).
+        drop_empty: Drop records with an empty label.
+        decode_threads: Threads that decode one batch in ``__getitems__`` (same output for any number).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        transform: ImageTransform | None = None,
+        *,
+        name: str | None = None,
+        script: str | None = None,
+        labels: str = "join",
+        max_len: int | None = None,
+        charset: Charset | None = None,
+        drop_unknown: bool = False,
+        drop_empty: bool = True,
+        decode_threads: int = 1,
+    ) -> None:
+        if labels not in LABEL_READERS:
+            raise ValueError(f"unknown label reader {labels!r}; known: {', '.join(LABEL_READERS)}")
+        self.path = Path(path)
+        self.reader = LmdbReader(self.path)
+        self.transform = transform or ImageTransform()
+        self.name = name or self.path.name
+        self.script = script or self.reader.meta.get("script") or script_of_name(self.name)
+        self._read_label = LABEL_READERS[labels]
+        self.decode_threads = _check_threads(decode_threads)
+        self.num_filtered: collections.Counter[str] = collections.Counter()
+        self.unknown_chars: collections.Counter[str] = collections.Counter()
+        self._corrupt = multiprocessing.get_context().Value("q", 0)
+        n = len(self.reader)
+        if max_len is None and charset is None and not drop_empty:
+            self.indices = np.arange(n, dtype=np.int64)
+        else:
+            self.indices = self._filter(n, max_len, charset, drop_unknown, drop_empty)
+
+    def _filter(
+        self, n: int, max_len: int | None, charset: Charset | None, drop_unknown: bool, drop_empty: bool
+    ) -> np.ndarray:
+        keep = []
+        mode = charset.mode if charset is not None else "grapheme"
+        for i in range(n):
+            label = self._read_label(self.reader.label(i))
+            if drop_empty and not label:
+                self.num_filtered["empty"] += 1
+                continue
+            if max_len is not None:
+                length = len(charset.split(label)) if charset is not None else len(tokenize(label, mode))
+                if length > max_len:
+                    self.num_filtered["too_long"] += 1
+                    continue
+            if charset is not None:
+                bad = charset.unknown_chars(label)
+                if bad:
+                    self.unknown_chars.update(bad)
+                    if drop_unknown:
+                        self.num_filtered["unknown_char"] += 1
+                        continue
+            keep.append(i)
+        if self.num_filtered:
+            log.info("%s: filtered %s of %d records", self.path, dict(self.num_filtered), n)
+        return np.asarray(keep, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def num_corrupt(self) -> int:
+        """Records skipped so far because their image did not decode (summed over all worker processes)."""
+        return int(self._corrupt.value)
+
+    def label(self, i: int) -> str:
+        """Training label of sample ``i`` (reads no image)."""
+        return self._read_label(self.reader.label(int(self.indices[i])))
+
+    def _record(self, i: int) -> tuple[int, bytes, str, str]:
+        """``(record index, encoded image, label, script)`` of sample ``i``."""
+        rec = self.reader[int(self.indices[i])]
+        label = self._read_label(rec.label)
+        return rec.index, rec.image, label, self.script or _guess_script(label) or ""
+
+    def _skip(self, index: int, error: Exception) -> None:
+        with self._corrupt.get_lock():
+            self._corrupt.value += 1
+        log.warning("%s: skipping corrupt image of record %d: %s", self.path, index, error)
+
+    def __getitem__(self, i: int) -> Sample | None:
+        index, buf, label, script = self._record(i)
+        try:
+            img = self.transform(buf)
+        except DECODE_ERRORS as e:
+            self._skip(index, e)
+            return None
+        return img, label, script
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Sample | None]:
+        return _load_batch([(self, int(i)) for i in indices], self.decode_threads)
+
+
+class MixtureDataset(Dataset):
+    """Concatenation of sources, each a list of :class:`LmdbDataset` with kept indices (after caps).
+
+    Args:
+        sources: ``(name, datasets)`` pairs; a source with several LMDBs (a folder of stores) is capped as a whole.
+        caps: Per-source caps (None: all), same order as ``sources``.
+        cap_modes: ``"first"`` or ``"random"`` per source.
+        total_cap: Cap of the concatenation, applied after the per-source caps.
+        total_cap_mode: ``"first"`` or ``"random"``.
+        seed: Seed of random caps.
+        decode_threads: Threads that decode one batch in ``__getitems__`` (same output for any number).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[tuple[str, Sequence[LmdbDataset]]],
+        caps: Sequence[int | None] | None = None,
+        cap_modes: Sequence[str] | None = None,
+        total_cap: int | None = None,
+        total_cap_mode: str = "first",
+        seed: int = 0,
+        decode_threads: int = 1,
+    ) -> None:
+        self.decode_threads = _check_threads(decode_threads)
+        if not sources:
+            raise ValueError("a mixture needs at least one source")
+        caps = list(caps) if caps is not None else [None] * len(sources)
+        cap_modes = list(cap_modes) if cap_modes is not None else ["first"] * len(sources)
+        self.names = [name for name, _ in sources]
+        self.datasets: list[LmdbDataset] = []
+        ds_ids, locals_, src_ids = [], [], []
+        for s, (name, dsets) in enumerate(sources):
+            first = len(self.datasets)
+            self.datasets.extend(dsets)
+            lengths = [len(d) for d in dsets]
+            kept = select_indices(sum(lengths), caps[s], cap_modes[s], seed, key=name)
+            bounds = np.cumsum([0, *lengths])
+            which = np.searchsorted(bounds, kept, side="right") - 1
+            ds_ids.append(which + first)
+            locals_.append(kept - bounds[which])
+            src_ids.append(np.full(len(kept), s, dtype=np.int64))
+            if caps[s] is not None and caps[s] > sum(lengths):
+                log.warning("source %s: cap %d exceeds its %d records; using all", name, caps[s], sum(lengths))
+        ds_id, local, src = (np.concatenate(a).astype(np.int64) for a in (ds_ids, locals_, src_ids))
+        keep = select_indices(len(ds_id), total_cap, total_cap_mode, seed, key="total")
+        self._ds_id, self._local, self.source_ids = ds_id[keep], local[keep], src[keep]
+
+    def __len__(self) -> int:
+        return len(self._ds_id)
+
+    def source_sizes(self) -> dict[str, int]:
+        """Samples per source after caps."""
+        counts = np.bincount(self.source_ids, minlength=len(self.names))
+        return {n: int(c) for n, c in zip(self.names, counts, strict=True)}
+
+    @property
+    def num_corrupt(self) -> int:
+        """Corrupt records skipped so far, over all sources and workers."""
+        return sum(d.num_corrupt for d in self.datasets)
+
+    @property
+    def unknown_chars(self) -> collections.Counter[str]:
+        """Out-of-charset characters counted when the datasets were built."""
+        total: collections.Counter[str] = collections.Counter()
+        for d in self.datasets:
+            total.update(d.unknown_chars)
+        return total
+
+    def __getitem__(self, i: int) -> Sample | None:
+        return self.datasets[self._ds_id[i]][int(self._local[i])]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Sample | None]:
+        idx = np.asarray(indices, dtype=np.int64)
+        items = [(self.datasets[d], int(j)) for d, j in zip(self._ds_id[idx], self._local[idx], strict=True)]
+        return _load_batch(items, self.decode_threads)
+
+
+def _check_threads(threads: int) -> int:
+    if threads < 1:
+        raise ValueError(f"decode_threads must be at least 1, got {threads}")
+    return threads
+
+
+def _load_batch(items: Sequence[tuple[LmdbDataset, int]], threads: int) -> list[Sample | None]:
+    """Samples ``dataset[i]`` of ``items``, read in order and decoded on ``threads`` threads into one array."""
+    if len({(d.transform.img_h, d.transform.img_w, d.transform.channels) for d, _ in items}) > 1:
+        return [d[i] for d, i in items]  # no common batch array; the collate function will reject the mix anyway
+    records = [d._record(i) for d, i in items]
+    images, errors = transform_batch([r[1] for r in records], [d.transform for d, _ in items], threads)
+    samples: list[Sample | None] = []
+    for (d, _), (index, _, label, script), img, err in zip(items, records, images, errors, strict=True):
+        if err is None:
+            samples.append((img, label, script))
+        else:
+            d._skip(index, err)
+            samples.append(None)
+    return SampleBatch(samples, images)

@@ -1,0 +1,33 @@
+"""Recognition models: plain ``nn.Module``s mapping images ``(B, C, H, W)`` to CTC logits ``(B, T, C)``.
+
+Importing this package registers every family (``crnn``, ``cnn_ctc``, ``svtr_*``) with the registry.
+
+Parameter counts (measured; RGB 32x100 input; ``K`` = charset size + 1 for the blank):
+
+============  ========================  ==========================  ====
+model         without the classifier    classifier                  T
+============  ========================  ==========================  ====
+crnn          8,443,264                 257 K  (Linear 256 → K)     26
+cnn_ctc       5,550,976                 513 K  (Linear 512 → K)     26
+svtr_tiny     5,292,224                 513 K  (Linear 512 → K)     25
+svtr_small    9,596,448                 513 K                       25
+svtr_base     24,357,760                513 K                       25
+============  ========================  ==========================  ====
+
+With the reference MLT19 charset (about 6.4k classes) the classifier dominates SVTR-T's size. CLL-STR's SVTR port
+also builds unused layers (``last_conv``, ``linear``, ``norm``) that inflate its printed count; they are left out here.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from cllstr.models import cnn_ctc, crnn, svtr  # noqa: F401  (registers the families)
+from cllstr.models.registry import create_model, is_model, list_models, model_entrypoint, register_model
+
+__all__ = ["create_model", "list_models", "register_model", "is_model", "model_entrypoint", "count_parameters"]
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model`` (only those with ``requires_grad`` when ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,178 @@
+"""SVTR (Du et al., IJCAI 2022) as used by CLL-STR: patch embedding, Local/Global mixing blocks, merging convs.
+
+Layout for a 32x100 input (tiny): two 3x3 stride-2 conv+BN+GELU patch embedding to an 8x25 grid of 64-d tokens,
+a learned position embedding, stage 1 (3 blocks, 64-d), a 3x3 stride-(2,1) merging conv with LayerNorm to 4x25,
+stage 2 (6 blocks, 128-d), merging to 2x25, stage 3 (3 blocks, 256-d), and a last merging conv to a 1x25 row of
+``out_dim``-d features (512 in CLL-STR) followed by the CTC classifier: logits ``(B, 25, K)``.
+
+Local mixing is multi-head self-attention restricted to a 7x11 window around each token (a boolean mask, built
+once per grid size, as in PaddleOCR's ``rec_svtrnet.py``); Global mixing is unrestricted attention. Blocks are
+pre-norm (LayerNorm eps 1e-6) with a 4x GELU MLP and stochastic depth rising linearly to 0.1. Attention runs
+through ``F.scaled_dot_product_attention`` so that fused CPU/GPU kernels are used and the model exports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cllstr.models.registry import register_model
+
+__all__ = ["SVTR", "local_window_mask", "svtr_tiny", "svtr_small", "svtr_base"]
+
+
+def local_window_mask(h: int, w: int, kh: int, kw: int) -> torch.Tensor:
+    """Boolean ``(h*w, h*w)`` mask, True where key token lies in the ``kh x kw`` window centred on the query."""
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ys, xs = ys.flatten(), xs.flatten()
+    dy = (ys[None, :] - ys[:, None]).abs()
+    dx = (xs[None, :] - xs[:, None]).abs()
+    return (dy <= kh // 2) & (dx <= kw // 2)
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero whole samples of the residual branch ``x`` with probability ``p`` (rescaled)."""
+    if p == 0.0 or not training:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1.0 - p)
+    return x * keep / (1.0 - p)
+
+
+class Mixer(nn.Module):
+    """Multi-head self-attention over tokens ``(B, N, C)``, global or masked to a local window."""
+
+    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], local: tuple[int, int] | None) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        mask = None if local is None else local_window_mask(grid[0], grid[1], local[0], local[1])
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x: ``(B, N, C)``. Returns: ``(B, N, C)``."""
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=self.mask)
+        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + mixer(LN(x))`` then ``x + MLP(LN(x))`` on tokens ``(B, N, C)``."""
+
+    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], local: tuple[int, int] | None,
+                 mlp_ratio: float = 4.0, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.mixer = Mixer(dim, num_heads, grid, local)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.drop_path = drop_path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x: ``(B, N, C)``. Returns: ``(B, N, C)``."""
+        x = x + drop_path(self.mixer(self.norm1(x)), self.drop_path, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
+
+
+class Merging(nn.Module):
+    """3x3 stride-(2,1) conv + LayerNorm: tokens on an ``h x w`` grid ``(B, h*w, Ci)`` to ``(B, h/2*w, Co)``."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_dim, out_dim, 3, (2, 1), 1)
+        self.norm = nn.LayerNorm(out_dim, eps=1e-6)
+
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Args: x: ``(B, h*w, Ci)``. Returns: ``(B, ceil(h/2)*w, Co)``."""
+        x = self.conv(x.transpose(1, 2).reshape(x.shape[0], -1, h, w))
+        return self.norm(x.flatten(2).transpose(1, 2))
+
+
+class SVTR(nn.Module):
+    """SVTR recogniser: images ``(B, C, H, W)`` to CTC logits ``(B, W/4, K)`` (``H`` must equal 32)."""
+
+    def __init__(self, num_classes: int, in_chans: int = 3, img_size: Sequence[int] = (32, 100),
+                 dims: Sequence[int] = (64, 128, 256), depths: Sequence[int] = (3, 6, 3),
+                 heads: Sequence[int] = (2, 4, 8), num_local: int = 6, local_window: Sequence[int] = (7, 11),
+                 mlp_ratio: float = 4.0, drop_path_rate: float = 0.1, out_dim: int = 512) -> None:
+        super().__init__()
+        img_h, img_w = int(img_size[0]), int(img_size[1])
+        if img_h != 32 or img_w % 4:
+            raise ValueError(f"SVTR needs img_size (32, W) with W divisible by 4, got {tuple(img_size)}")
+        self.img_size = (img_h, img_w)
+        self.grid = (img_h // 4, img_w // 4)
+        d0 = dims[0]
+        self.patch_embed = nn.Sequential(
+            nn.Conv2d(in_chans, d0 // 2, 3, 2, 1), nn.BatchNorm2d(d0 // 2), nn.GELU(),
+            nn.Conv2d(d0 // 2, d0, 3, 2, 1), nn.BatchNorm2d(d0), nn.GELU(),
+        )
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], d0))
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        window = (int(local_window[0]), int(local_window[1]))
+        self.stages = nn.ModuleList()
+        self.merges = nn.ModuleList()
+        h, w, k = self.grid[0], self.grid[1], 0
+        for i, (dim, depth, nh) in enumerate(zip(dims, depths, heads, strict=False)):
+            blocks = []
+            for _ in range(depth):
+                blocks.append(Block(dim, nh, (h, w), window if k < num_local else None, mlp_ratio, rates[k]))
+                k += 1
+            self.stages.append(nn.ModuleList(blocks))
+            self.merges.append(Merging(dim, dims[i + 1] if i + 1 < len(dims) else out_dim))
+            h = (h + 1) // 2
+        if h != 1:
+            raise ValueError(f"SVTR stages leave a grid of height {h}, expected 1 (input height {img_h})")
+        self.head = nn.Linear(out_dim, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Args: images: ``(B, C, 32, W)``. Returns: logits ``(B, W/4, num_classes)``."""
+        x = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos_embed
+        h, w = self.grid
+        for blocks, merge in zip(self.stages, self.merges, strict=False):
+            for blk in blocks:
+                x = blk(x)
+            x = merge(x, h, w)
+            h = (h + 1) // 2
+        return self.head(x)
+
+
+@register_model
+def svtr_tiny(num_classes: int, **kwargs: object) -> SVTR:
+    """SVTR-T: dims 64/128/256, depths 3/6/3, heads 2/4/8, Local x6 then Global x6 (the CLL-STR config)."""
+    return SVTR(num_classes, **kwargs)
+
+
+@register_model
+def svtr_small(num_classes: int, **kwargs: object) -> SVTR:
+    """SVTR-S: dims 96/192/256, depths 3/6/6, heads 3/6/8, Local x8 then Global x7."""
+    cfg: dict = dict(dims=(96, 192, 256), depths=(3, 6, 6), heads=(3, 6, 8), num_local=8)
+    return SVTR(num_classes, **{**cfg, **kwargs})
+
+
+@register_model
+def svtr_base(num_classes: int, **kwargs: object) -> SVTR:
+    """SVTR-B: dims 128/256/384, depths 3/6/9, heads 4/8/12, Local x8 then Global x10."""
+    cfg: dict = dict(dims=(128, 256, 384), depths=(3, 6, 9), heads=(4, 8, 12), num_local=8)
+    return SVTR(num_classes, **{**cfg, **kwargs})

@@ -1,0 +1,124 @@
+"""Inference API: ``Recognizer.from_checkpoint(path).predict(images)`` → text (logical order) + confidence.
+
+Images are prepared exactly as in training (decode, RGB or grey, fixed or keep-ratio resize to the checkpoint's
+size, bicubic, ``[-1, 1]``), run in batches under the device's autocast precision, and greedy-decoded through
+``cllstr.ops.ctc_greedy_decode``; right-to-left predictions are returned in logical (reading) order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from cllstr.data.transforms import decode_image, resize_fixed, resize_keep_ratio, to_batch_tensor
+from cllstr.eval.decode import decode_logits
+from cllstr.eval.evaluate import forward_logits
+from cllstr.models import create_model
+from cllstr.text.charset import Charset
+from cllstr.train.checkpoint import load_checkpoint
+from cllstr.train.precision import resolve_amp_dtype, resolve_device
+
+__all__ = ["Prediction", "Recognizer"]
+
+ImageInput = str | Path | Image.Image | bytes
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One recognised word: ``text`` in logical order and ``confidence`` in [0, 1]."""
+
+    text: str
+    confidence: float
+
+
+class Recognizer:
+    """A trained model, its charset and its input format.
+
+    Args:
+        model: Images ``(B, C, H, W)`` to logits ``(B, T, charset.num_classes)``.
+        charset: The model's charset.
+        img_h: Input height.
+        img_w: Input width.
+        rgb: Three input channels, else one.
+        keep_ratio: Keep-ratio resize with padding instead of the fixed resize.
+        device: ``auto``, ``cpu``, ``cuda``...
+        precision: ``auto``, ``bf16``, ``fp16`` or ``fp32``.
+        batch_size: Images per forward pass.
+    """
+
+    def __init__(self, model: torch.nn.Module, charset: Charset, img_h: int = 32, img_w: int = 100, rgb: bool = True,
+                 keep_ratio: bool = False, device: str | torch.device = "auto", precision: str = "auto",
+                 batch_size: int = 256) -> None:
+        self.device = resolve_device(str(device))
+        self.model = model.to(self.device).eval()
+        self.charset = charset
+        self.img_h, self.img_w, self.rgb, self.keep_ratio = img_h, img_w, rgb, keep_ratio
+        self.amp_dtype = resolve_amp_dtype(precision, self.device)
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto",
+                        batch_size: int = 256) -> Recognizer:
+        """Load a cllstr checkpoint (``best.pt``/``last.pt``); only its model, charset and image format are used."""
+        state = load_checkpoint(path)
+        charset = Charset(state["charset"]["tokens"], mode=state["charset"].get("mode", "codepoint"))
+        model = create_model(state["model_name"], charset.num_classes, **state.get("model_kwargs", {}))
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise ValueError(f"checkpoint {path}: weights do not fit model {state['model_name']!r}: {e}") from e
+        image = state.get("image", {})
+        return cls(model, charset, image.get("img_h", 32), image.get("img_w", 100), image.get("rgb", True),
+                   image.get("keep_ratio", False), device, precision, batch_size)
+
+    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """Load and resize images (paths, encoded bytes or PIL images) into a batch ``(B, C, H, W)`` in [-1, 1]."""
+        mode = "RGB" if self.rgb else "L"
+        arrays = []
+        for item in images:
+            if isinstance(item, Image.Image):
+                img = item.convert(mode) if item.mode != mode else item
+            elif isinstance(item, bytes):
+                img = decode_image(item, mode, (self.img_w, self.img_h))
+            elif isinstance(item, (str, Path)):
+                try:
+                    data = Path(item).read_bytes()
+                except OSError as e:
+                    raise FileNotFoundError(f"cannot read image {item}: {e}") from e
+                try:
+                    img = decode_image(data, mode, (self.img_w, self.img_h))
+                except Exception as e:
+                    raise ValueError(f"cannot decode image {item}: {e}") from e
+            else:
+                raise TypeError(f"unsupported image input {type(item).__name__}; use a path, bytes or a PIL image")
+            resize = resize_keep_ratio if self.keep_ratio else resize_fixed
+            arrays.append(resize(img, self.img_w, self.img_h))
+        return to_batch_tensor(arrays)
+
+    def predict_tensor(self, images: torch.Tensor) -> list[Prediction]:
+        """Recognise a prepared batch ``(B, C, H, W)`` in [-1, 1]."""
+        if images.dim() != 4:
+            raise ValueError(f"expected images (B, C, H, W), got shape {tuple(images.shape)}")
+        out: list[Prediction] = []
+        for start in range(0, images.shape[0], self.batch_size):
+            logits = forward_logits(self.model, images[start:start + self.batch_size], self.device, self.amp_dtype)
+            texts, confs = decode_logits(logits, self.charset)
+            out.extend(Prediction(t, c) for t, c in zip(texts, confs, strict=False))
+        return out
+
+    def predict(self, images: torch.Tensor | Iterable[ImageInput] | ImageInput) -> list[Prediction]:
+        """Recognise images: a tensor batch, or paths / bytes / PIL images (one or a list)."""
+        if isinstance(images, torch.Tensor):
+            return self.predict_tensor(images)
+        if isinstance(images, (str, Path, bytes, Image.Image)):
+            images = [images]
+        items: list[Any] = list(images)
+        out: list[Prediction] = []
+        for start in range(0, len(items), self.batch_size):
+            out.extend(self.predict_tensor(self.preprocess(items[start:start + self.batch_size])))
+        return out

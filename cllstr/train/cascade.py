@@ -1,0 +1,104 @@
+"""Cascade learning: initialise a model from another run's checkpoint, remapping the charset by token.
+
+Every tensor of the state dict whose name and shape match is copied, BatchNorm running statistics included (the
+reference copies ``named_parameters`` only and so drops them, which de-calibrates BatchNorm after the transfer).
+The classifier (the module named ``head``: ``Linear(F, num_classes)``) is remapped row by row: the blank row and the
+row of every token present in both charsets are copied; rows of new tokens keep their fresh initialisation.
+``freeze=True`` stops the gradient of every copied parameter except the classifier, and :func:`freeze_bn_stats`
+keeps the running statistics of fully frozen BatchNorm layers fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cllstr.train.checkpoint import load_checkpoint
+
+__all__ = ["CascadeReport", "init_from_checkpoint", "freeze_bn_stats", "HEAD"]
+
+HEAD = "head."
+
+
+@dataclass
+class CascadeReport:
+    """What :func:`init_from_checkpoint` did."""
+
+    copied: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    frozen: list[str] = field(default_factory=list)
+    tokens_shared: int = 0
+    tokens_new: int = 0
+
+    def summary(self) -> str:
+        """One line for the log."""
+        return (f"init-from: {len(self.copied)} tensors copied, {len(self.skipped)} skipped, "
+                f"{len(self.frozen)} frozen; classifier: {self.tokens_shared} shared tokens, {self.tokens_new} new")
+
+
+def _remap_rows(new: torch.Tensor, old: torch.Tensor, old_tokens: list[str], new_tokens: list[str]) -> int:
+    """Copy classifier rows by token (row 0 is the blank); returns the number of shared tokens."""
+    old_index = {t: i + 1 for i, t in enumerate(old_tokens)}
+    new[0] = old[0]
+    shared = 0
+    for j, tok in enumerate(new_tokens, start=1):
+        i = old_index.get(tok)
+        if i is not None:
+            new[j] = old[i]
+            shared += 1
+    return shared
+
+
+def init_from_checkpoint(model: nn.Module, tokens: list[str], path: str | Path, freeze: bool = False,
+                         state: dict[str, Any] | None = None) -> CascadeReport:
+    """Load weights of checkpoint ``path`` into ``model`` whose charset is ``tokens``.
+
+    Args:
+        model: The freshly built model (its classifier has ``len(tokens) + 1`` outputs).
+        tokens: The new charset's tokens (class ``i`` is ``tokens[i - 1]``).
+        path: A cllstr checkpoint.
+        freeze: Freeze every copied parameter outside the classifier.
+        state: An already loaded checkpoint (skips reading ``path``).
+
+    Returns:
+        A :class:`CascadeReport`.
+    """
+    ckpt = state if state is not None else load_checkpoint(path)
+    old_sd: dict[str, torch.Tensor] = ckpt["model"]
+    old_tokens = list(ckpt["charset"]["tokens"])
+    report = CascadeReport()
+    new_sd = model.state_dict()
+    with torch.no_grad():
+        for name, tensor in new_sd.items():
+            src = old_sd.get(name)
+            if src is None:
+                report.skipped.append(name)
+            elif name.startswith(HEAD) and src.shape[0] == len(old_tokens) + 1 and tensor.shape[1:] == src.shape[1:]:
+                report.tokens_shared = _remap_rows(tensor, src.to(tensor.dtype), old_tokens, tokens)
+                report.copied.append(name)
+            elif src.shape == tensor.shape:
+                tensor.copy_(src)
+                report.copied.append(name)
+            else:
+                report.skipped.append(name)
+    report.tokens_new = len(tokens) - report.tokens_shared
+    if freeze:
+        copied = set(report.copied)
+        for name, p in model.named_parameters():
+            if name in copied and not name.startswith(HEAD):
+                p.requires_grad_(False)
+                report.frozen.append(name)
+    return report
+
+
+def freeze_bn_stats(model: nn.Module) -> None:
+    """Put every BatchNorm layer whose parameters are all frozen in eval mode (call after ``model.train()``)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            params = list(m.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                m.eval()

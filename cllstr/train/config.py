@@ -1,0 +1,226 @@
+"""Typed training configuration: dataclasses loadable from YAML/TOML and overridable with dotted ``key=value``.
+
+Defaults follow the CLL-STR / deep-text-recognition-benchmark ``train.py``: batch 128, AdamW (lr 1e-3, weight
+decay 0.01), OneCycle (div_factor 20, final_div_factor 1000, no momentum cycling), gradient clipping at 5, seed 21,
+32x100 RGB inputs, labels of at most 25 characters, validation every 2000 iterations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import yaml
+
+__all__ = ["DataConfig", "OptimConfig", "TrainConfig", "load_config", "apply_overrides", "config_from_dict"]
+
+
+@dataclass
+class DataConfig:
+    """Where the data lives and how images are prepared.
+
+    Attributes:
+        root: Data root with ``training/``, ``validation/`` and ``evaluation/`` LMDB folders (reference layout).
+        select_data: Reference-style select-data spec (``lang_CBHJAKL``, ``SynthMLT_L-lang_L``...) or a list.
+        caps: Per-dataset sample caps (``{"LAT": 1000}``), passed to the loader.
+        val_select: Languages to validate on; None derives them from ``select_data`` (``SynthMLT_X`` counts as X).
+        val_samples: At most this many validation samples per language (None: all).
+        charset: Charset file (one token per line); None builds it from the training labels.
+        charset_mode: ``codepoint`` or ``grapheme`` tokens.
+        loader: Training loader: ``torch`` (PIL in DataLoader workers), ``dali`` (NVIDIA DALI, GPU "mixed" decoding
+            when the run is on a GPU, else its CPU mode) or ``auto`` (DALI when installed).
+        max_label_length: Labels longer than this (in tokens) are filtered by the loader (reference: 25).
+    """
+
+    root: str = "data"
+    select_data: str | list[str] = "lang_CBHJAKL"
+    caps: dict[str, int] = field(default_factory=dict)
+    val_select: list[str] | None = None
+    val_samples: int | None = None
+    charset: str | None = None
+    charset_mode: str = "codepoint"
+    img_h: int = 32
+    img_w: int = 100
+    rgb: bool = True
+    keep_ratio: bool = False
+    augment: bool = False
+    workers: int = 0
+    loader: str = "torch"
+    max_label_length: int = 25
+
+
+@dataclass
+class OptimConfig:
+    """AdamW + OneCycle schedule + gradient clipping (reference defaults)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    div_factor: float = 20.0
+    final_div_factor: float = 1000.0
+    pct_start: float = 0.3
+    grad_clip: float = 5.0
+
+
+@dataclass
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        model: Registered model name (``cllstr.models.list_models()``).
+        model_kwargs: Overrides passed to ``create_model``.
+        iterations: Total optimiser steps (the OneCycle length).
+        val_interval: Validate (and maybe save the best checkpoint) every this many iterations; 0 disables.
+        save_interval: Write ``last.pt`` every this many iterations (and at the end).
+        precision: ``auto`` (bf16 on CPU, bf16/fp16 on GPU), ``bf16``, ``fp16`` or ``fp32``.
+        channels_last: Use the NHWC memory format for images and conv weights.
+        compile: Wrap the model with ``torch.compile``.
+        threads: Intra-op threads on CPU (None: all cores).
+        init_from: Checkpoint to initialise from (cascade learning; charset remapped by token).
+        freeze: With ``init_from``: freeze every loaded parameter except the classifier head.
+        max_minutes: Stop (with a checkpoint) after this wall-clock budget.
+    """
+
+    model: str = "svtr_tiny"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    out_dir: str = "runs/exp"
+    batch_size: int = 128
+    iterations: int = 100_000
+    val_interval: int = 2000
+    save_interval: int = 1000
+    log_interval: int = 50
+    seed: int = 21
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    threads: int | None = None
+    init_from: str | None = None
+    freeze: bool = False
+    max_minutes: float | None = None
+    tensorboard: bool = False
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Convert ``value`` to the annotated type ``tp`` (dataclasses, tuples, optionals), naming ``key`` on error."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise TypeError(f"config key {key!r}: expected a table/mapping, got {type(value).__name__}")
+        return config_from_dict(tp, value, prefix=f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, key)
+            except (TypeError, ValueError) as e:
+                errors.append(str(e))
+        raise TypeError(f"config key {key!r}: {value!r} matches none of {tp}: {'; '.join(errors)}")
+    if tp is Any:
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise TypeError(f"config key {key!r}: expected {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, key) for a, v in zip(args, value, strict=False))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"config key {key!r}: expected a list, got {value!r}")
+        (a,) = typing.get_args(tp)
+        return [_coerce(a, v, key) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"config key {key!r}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError(f"config key {key!r}: expected true/false, got {value!r}")
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float) and isinstance(value, str):
+        try:
+            return tp(value)  # YAML 1.1 reads "5e-4" as a string
+        except ValueError:
+            pass
+    if tp in (int, str) and isinstance(value, tp) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"config key {key!r}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def config_from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys raise ``KeyError`` naming the key."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise KeyError(f"unknown config key(s) {', '.join(prefix + u for u in unknown)}; known: {sorted(names)}")
+    return cls(**{k: _coerce(hints[k], v, prefix + k) for k, v in data.items()})
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a :class:`TrainConfig` from a ``.yaml``/``.yml``/``.toml``/``.json`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ValueError(f"config file {path}: unsupported extension {suffix!r} (use .yaml, .toml or .json)")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as e:
+        raise ValueError(f"config file {path}: cannot parse: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path}: top level must be a mapping")
+    try:
+        return config_from_dict(TrainConfig, data)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"config file {path}: {e}") from e
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """Return a copy of ``cfg`` with dotted ``key=value`` overrides applied (values parsed as YAML scalars).
+
+    Example: ``["optim.lr=5e-4", "data.caps={LAT: 1000}", "compile=true"]``.
+    """
+    data = dataclasses.asdict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                raise KeyError(f"override {item!r}: unknown config section {p!r}")
+            node = node[p]
+        if parts[-1] not in node:
+            raise KeyError(f"override {item!r}: unknown config key {key.strip()!r}")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return config_from_dict(TrainConfig, data)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain JSON-able mapping of ``cfg`` (stored in checkpoints and logs)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))

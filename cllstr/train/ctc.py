@@ -1,0 +1,104 @@
+"""CTC loss with label encoding and infeasible-sample accounting.
+
+A CTC alignment of a target with ``L`` tokens and ``R`` adjacent repeats (``"ll"`` in ``"hello"``) needs at least
+``L + R`` frames, because a blank must separate repeated tokens. Samples whose targets need more frames than the
+model emits get an infinite loss; like the reference (``CTCLoss(zero_infinity=True)``) we zero them, and we also
+count them so that the trainer can warn (a model whose T is too short for the data silently learns nothing on them).
+
+Targets are encoded in visual (left-to-right) order, since CTC aligns them monotonically with the image columns:
+tokens of right-to-left scripts (Arabic) are reversed, as the reference ``CTCLabelConverter`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from cllstr.eval.decode import is_rtl
+
+__all__ = ["required_frames", "encode_targets", "EncodedTargets", "CTCLoss"]
+
+
+def required_frames(ids: Sequence[int]) -> int:
+    """Minimum number of CTC frames for target ``ids``: its length plus its number of adjacent repeats."""
+    return len(ids) + sum(1 for a, b in zip(ids, ids[1:], strict=False) if a == b)
+
+
+@dataclass
+class EncodedTargets:
+    """A batch of CTC targets.
+
+    Attributes:
+        targets: ``(sum(lengths),)`` int64 class ids (1-based; 0 is the blank), concatenated.
+        lengths: ``(B,)`` int64 target lengths.
+        frames: Required frames per sample (see :func:`required_frames`).
+        unknown: Number of label characters that the charset does not know (skipped).
+    """
+
+    targets: torch.Tensor
+    lengths: torch.Tensor
+    frames: list[int] = field(default_factory=list)
+    unknown: int = 0
+
+
+def encode_targets(charset: object, labels: Sequence[str], scripts: Sequence[str] | None = None) -> EncodedTargets:
+    """Encode ``labels`` with ``charset`` (``Charset.encode``, unknown characters skipped) in visual order."""
+    flat: list[int] = []
+    lengths: list[int] = []
+    frames: list[int] = []
+    before = sum(charset.unknown.values()) if hasattr(charset, "unknown") else 0
+    for i, label in enumerate(labels):
+        ids = list(charset.encode(label, on_unknown="skip"))
+        if is_rtl(label, scripts[i] if scripts else None):
+            ids.reverse()
+        flat.extend(ids)
+        lengths.append(len(ids))
+        frames.append(required_frames(ids))
+    after = sum(charset.unknown.values()) if hasattr(charset, "unknown") else 0
+    return EncodedTargets(torch.tensor(flat, dtype=torch.long), torch.tensor(lengths, dtype=torch.long), frames,
+                          after - before)
+
+
+class CTCLoss:
+    """Mean CTC loss over ``(B, T, C)`` logits, computed in float32, counting infeasible samples.
+
+    Attributes:
+        infeasible: Infeasible samples seen since construction (or the last :meth:`reset`).
+        seen: Samples seen.
+    """
+
+    def __init__(self, blank: int = 0, zero_infinity: bool = True) -> None:
+        self.blank = blank
+        self.zero_infinity = zero_infinity
+        self.infeasible = 0
+        self.seen = 0
+
+    def reset(self) -> None:
+        """Zero the counters."""
+        self.infeasible = 0
+        self.seen = 0
+
+    def __call__(self, logits: torch.Tensor, enc: EncodedTargets) -> torch.Tensor:
+        """Loss of one batch.
+
+        Args:
+            logits: ``(B, T, C)`` unnormalised scores (any float dtype).
+            enc: Targets from :func:`encode_targets`.
+
+        Returns:
+            Scalar loss: per-sample negative log-likelihood divided by target length, averaged over the batch
+            (``torch.nn.CTCLoss(reduction="mean")``), infeasible samples contributing 0.
+        """
+        b, t, _ = logits.shape
+        if enc.lengths.numel() != b:
+            raise ValueError(f"CTC targets cover {enc.lengths.numel()} samples but logits have batch {b}")
+        self.seen += b
+        self.infeasible += sum(1 for f in enc.frames if f > t)
+        log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)
+        dev = logits.device
+        input_lengths = torch.full((b,), t, dtype=torch.long, device=dev)
+        return F.ctc_loss(log_probs, enc.targets.to(dev), input_lengths, enc.lengths.to(dev),
+                          blank=self.blank, reduction="mean", zero_infinity=self.zero_infinity)

@@ -1,0 +1,260 @@
+"""The training loop: AdamW + OneCycle + grad clipping, autocast, channels_last, optional ``torch.compile``,
+periodic per-language validation, best checkpoint by mean 1-NED, exact resume, JSONL/CSV logs and progress.
+
+:class:`Trainer` works on any loader yielding batches with ``.images`` ``(B, C, H, W)``, ``.labels`` and
+``.scripts`` (``cllstr.data.loader.Batch``) and any ``{language: loader}`` for validation; :func:`train` builds
+everything from a :class:`~cllstr.train.config.TrainConfig` with the real data layer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cllstr.eval.evaluate import EvalReport, evaluate_loaders
+from cllstr.models import count_parameters, create_model
+from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
+from cllstr.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from cllstr.train.config import TrainConfig, config_to_dict
+from cllstr.train.ctc import CTCLoss, encode_targets
+from cllstr.train.data_stream import BatchStream
+from cllstr.train.monitor import RunMonitor
+from cllstr.train.precision import autocast, configure_threads, resolve_amp_dtype, resolve_device
+
+__all__ = ["Trainer", "train", "seed_everything", "unwrap"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """One training run.
+
+    Args:
+        cfg: The run configuration (``out_dir`` receives ``last.pt``, ``best.pt``, logs).
+        charset: Token table (class 0 = blank); stored in every checkpoint.
+        train_loader: Iterable of batches (re-iterated every epoch).
+        val_loaders: Language name to a loader of validation batches (may be empty).
+        quiet: Print nothing.
+    """
+
+    def __init__(self, cfg: TrainConfig, charset: Any, train_loader: Any, val_loaders: dict[str, Any] | None = None,
+                 quiet: bool = False) -> None:
+        self.cfg = cfg
+        self.charset = charset
+        self.val_loaders = val_loaders or {}
+        self.out_dir = Path(cfg.out_dir)
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
+            configure_threads(cfg.threads)
+        self.amp_dtype = resolve_amp_dtype(cfg.precision, self.device)
+        seed_everything(cfg.seed)
+        self.model = create_model(cfg.model, charset.num_classes, **cfg.model_kwargs).to(self.device)
+        self.cascade = None
+        if cfg.init_from:
+            self.cascade = init_from_checkpoint(self.model, list(charset.tokens), cfg.init_from, freeze=cfg.freeze)
+        elif cfg.freeze:
+            raise ValueError("freeze=True needs init_from (a checkpoint whose weights are frozen)")
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=o.lr, total_steps=max(cfg.iterations, 1), pct_start=o.pct_start,
+            div_factor=o.div_factor, final_div_factor=o.final_div_factor, cycle_momentum=False)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.stream = BatchStream(train_loader)
+        self.criterion = CTCLoss()
+        self.iteration = 0
+        self.best_score = -math.inf
+        self.unknown_chars = 0
+        self.quiet = quiet
+        self.history: list[dict[str, Any]] = []
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run exactly, plus what inference needs."""
+        return {
+            "model_name": self.cfg.model,
+            "model_kwargs": dict(self.cfg.model_kwargs),
+            "charset": {"tokens": list(self.charset.tokens), "mode": self.charset.mode},
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng(),
+            "data": self.stream.state_dict(),
+            "iteration": self.iteration,
+            "best_score": self.best_score,
+            "infeasible": [self.criterion.infeasible, self.criterion.seen],
+            "config": config_to_dict(self.cfg),
+            "image": {"img_h": self.cfg.data.img_h, "img_w": self.cfg.data.img_w, "rgb": self.cfg.data.rgb,
+                      "keep_ratio": self.cfg.data.keep_ratio},
+        }
+
+    def save(self, name: str) -> Path:
+        """Atomically write ``out_dir/name``."""
+        return save_checkpoint(self.state_dict(), self.out_dir / name)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by :meth:`state_dict` (same model, charset and schedule)."""
+        if state["model_name"] != self.cfg.model:
+            raise ValueError(f"checkpoint model {state['model_name']!r} differs from config model {self.cfg.model!r}")
+        if list(state["charset"]["tokens"]) != list(self.charset.tokens):
+            raise ValueError("checkpoint charset differs from this run's charset; use init_from for a new charset")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.iteration = int(state["iteration"])
+        self.best_score = float(state["best_score"])
+        self.criterion.infeasible, self.criterion.seen = state.get("infeasible", [0, 0])
+        self.stream.load_state_dict(state["data"])
+        restore_rng(state["rng"])  # after the stream, whose fast-forward consumed random numbers
+
+    # -- loop --------------------------------------------------------------------------------------------------
+    def train_step(self, batch: Any) -> float:
+        """One optimiser step on ``batch``; returns the loss."""
+        enc = encode_targets(self.charset, batch.labels, getattr(batch, "scripts", None))
+        self.unknown_chars += enc.unknown
+        images = batch.images.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.amp_dtype):
+            logits = self.forward(images)
+        loss = self.criterion(logits, enc)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return float(loss.detach())
+
+    def validate(self) -> EvalReport:
+        """Per-language validation of the current weights."""
+        return evaluate_loaders(self.model, self.charset, self.val_loaders, self.device, self.amp_dtype,
+                                self.cfg.channels_last, max_samples=self.cfg.data.val_samples)
+
+    def _on_validation(self, mon: RunMonitor) -> None:
+        report = self.validate()
+        score = report.macro["one_minus_ned"]
+        improved = score > self.best_score
+        if improved:
+            self.best_score = score
+        row = {"iteration": self.iteration, "mean_1ned": score, "mean_acc": report.macro["accuracy"],
+               "best_1ned": self.best_score, "seconds": round(report.seconds, 2)}
+        for lang, s in report.languages.items():
+            row[f"{lang}_acc"] = s.accuracy
+            row[f"{lang}_1ned"] = s.one_minus_ned
+        mon.record("val", row)
+        self.history.append(row)
+        per_lang = " ".join(f"{k}:{100 * s.accuracy:.1f}" for k, s in report.languages.items())
+        mon.info(f"  val @{self.iteration}: mean 1-NED {100 * score:.2f} acc {100 * report.macro['accuracy']:.2f} "
+                 f"[{per_lang}]" + ("  *best*" if improved else ""))
+        if improved:
+            self.save("best.pt")
+
+    def fit(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train until ``cfg.iterations`` (or ``stop_at``, or the time budget), validating and checkpointing.
+
+        Returns:
+            Summary: iterations done, best mean 1-NED, images/s, infeasible-sample counts, seconds.
+        """
+        cfg = self.cfg
+        mon = RunMonitor(self.out_dir, cfg.iterations, start=self.iteration, tensorboard=cfg.tensorboard,
+                         quiet=self.quiet)
+        n_params = count_parameters(self.model)
+        mon.info(f"{cfg.model}: {n_params / 1e6:.2f}M parameters, {self.charset.num_classes} classes, device "
+                 f"{self.device}, precision {self.amp_dtype or 'fp32'}, threads {torch.get_num_threads()}")
+        if self.cascade is not None:
+            mon.info(self.cascade.summary())
+        end = cfg.iterations if stop_at is None else min(stop_at, cfg.iterations)
+        deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
+        t0, images, loss_sum, loss_n, warned = time.perf_counter(), 0, 0.0, 0, 0
+        self.model.train()
+        freeze_bn_stats(self.model)
+        try:
+            while self.iteration < end and time.monotonic() < deadline:
+                batch = next(self.stream)
+                if len(batch.labels) == 0:
+                    continue
+                loss = self.train_step(batch)
+                self.iteration += 1
+                images += len(batch.labels)
+                mon.count_images(len(batch.labels))
+                loss_sum, loss_n = loss_sum + loss, loss_n + 1
+                if self.iteration % cfg.log_interval == 0 or self.iteration == end:
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    if self.criterion.infeasible > warned:
+                        mon.warn(f"{self.criterion.infeasible}/{self.criterion.seen} samples so far are CTC-infeasible "
+                                 f"(label + repeats longer than the model's T); their loss is zeroed")
+                        warned = self.criterion.infeasible
+                    stats = mon.progress(self.iteration, loss_sum / loss_n, lr)
+                    mon.record("train", {"iteration": self.iteration, "loss": loss_sum / loss_n, "lr": lr,
+                                         "img_per_s": round(stats["img_per_s"], 2), "epoch": self.stream.epoch,
+                                         "infeasible": self.criterion.infeasible, "unknown_chars": self.unknown_chars})
+                    loss_sum, loss_n = 0.0, 0
+                if self.val_loaders and cfg.val_interval and (self.iteration % cfg.val_interval == 0
+                                                              or self.iteration == end):
+                    self._on_validation(mon)
+                    self.model.train()
+                    freeze_bn_stats(self.model)
+                if cfg.save_interval and self.iteration % cfg.save_interval == 0:
+                    self.save("last.pt")
+            self.save("last.pt")
+        finally:
+            mon.close()
+        seconds = time.perf_counter() - t0
+        return {"iterations": self.iteration, "best_mean_1ned": self.best_score if self.history else None,
+                "img_per_s": images / seconds if seconds > 0 else 0.0, "seconds": seconds,
+                "infeasible": self.criterion.infeasible, "seen": self.criterion.seen}
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[Trainer, dict[str, Any]]:
+    """Build data, charset and trainer from ``cfg`` (real data layer) and run it.
+
+    Args:
+        cfg: The configuration.
+        resume: Continue ``cfg.out_dir/last.pt`` exactly (its charset is reused).
+        quiet: Print nothing.
+    """
+    from cllstr.text.charset import Charset
+    from cllstr.train.data import build_charset, build_eval_loaders, build_train_loader
+
+    last = Path(cfg.out_dir) / "last.pt"
+    state = None
+    if resume:
+        state = load_checkpoint(last)
+        charset = Charset(state["charset"]["tokens"], mode=state["charset"]["mode"])
+    else:
+        charset = build_charset(cfg.data)
+    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    charset.save(Path(cfg.out_dir) / "charset.txt")
+    loader = build_train_loader(cfg.data, charset, cfg.batch_size, cfg.seed)
+    val = build_eval_loaders(cfg.data, "validation", cfg.batch_size) if cfg.val_interval else {}
+    trainer = Trainer(cfg, charset, loader, val, quiet=quiet)
+    if state is not None:
+        trainer.load_state_dict(state)
+    return trainer, trainer.fit()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module under a ``torch.compile`` wrapper."""
+    return getattr(model, "_orig_mod", model)

@@ -1,0 +1,143 @@
+"""Torch loader path: transforms vs the reference formula, corrupt skipping, caps, ratios, workers, determinism."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cllstr.data.dataset import LmdbDataset
+from cllstr.data.lmdb_store import LmdbWriter
+from cllstr.data.loader import Batch, Collate, build_dataloader, build_dataset
+from cllstr.data.transforms import Augment, ImageTransform, decode_image, resize_keep_ratio, to_batch_tensor
+from cllstr.text.charset import Charset
+
+
+def encoded(seed: int, w: int = 60, h: int = 20, fmt: str = "PNG") -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    r = tmp_path_factory.mktemp("data")
+    for name, n, label in [("KOR", 30, "한국"), ("LAT", 20, "word"), ("SynthMLT_KOR", 12, "합성")]:
+        with LmdbWriter(r / "training" / name) as w:
+            for i in range(n):
+                w.add(b"not an image" if (name == "KOR" and i == 4) else encoded(i, 40 + i), f"{label}{i}")
+    return r
+
+
+def test_fixed_resize_matches_reference_formula():
+    buf = encoded(1, 77, 23)
+    out = to_batch_tensor([ImageTransform(32, 100, rgb=True)(buf)])
+    img = Image.open(io.BytesIO(buf)).convert("RGB").resize((100, 32), Image.Resampling.BICUBIC)
+    ref = torch.from_numpy(np.array(img)).permute(2, 0, 1).float().div(255).sub(0.5).div(0.5)
+    assert out.shape == (1, 3, 32, 100)
+    torch.testing.assert_close(out[0], ref, atol=1e-6, rtol=0)
+
+
+def test_keep_ratio_pads_with_last_column():
+    img = Image.fromarray(np.tile(np.arange(20, dtype=np.uint8) * 10, (10, 1)))
+    arr = resize_keep_ratio(img, 100, 32)
+    new_w = math.ceil(32 * 20 / 10)
+    assert arr.shape == (32, 100, 1)
+    assert (arr[:, new_w:, 0] == arr[:, new_w - 1 : new_w, 0]).all()
+    wide = resize_keep_ratio(Image.new("L", (500, 10)), 100, 32)
+    assert wide.shape == (32, 100, 1)
+
+
+def test_decode_jpeg_draft_and_alpha():
+    big = encoded(2, 400, 100, "JPEG")
+    assert decode_image(big, "L", (100, 32)).size[0] < 400  # decoded at a reduced DCT scale
+    assert decode_image(big, "L", (100, 32)).size[1] >= 32
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    buf = io.BytesIO()
+    rgba.save(buf, "PNG")
+    assert decode_image(buf.getvalue(), "L").getpixel((0, 0)) == 255  # transparent → white, not black
+    with pytest.raises(OSError):
+        decode_image(b"garbage")
+
+
+def test_loader_batches_skip_corrupt_and_count(root):
+    loader = build_dataloader(root, "lang_KL", batch_size=8, shuffle=False, rgb=True)
+    batches = list(loader)
+    assert all(isinstance(b, Batch) for b in batches)
+    assert batches[0].images.shape == (7, 3, 32, 100) and batches[0].num_skipped == 1
+    assert -1.0 <= float(min(b.images.min() for b in batches)) and float(max(b.images.max() for b in batches)) <= 1.0
+    labels = [lab for b in batches for lab in b.labels]
+    assert len(labels) == 49 and "한국4" not in labels
+    scripts = [s for b in batches for s in b.scripts]
+    assert scripts.count("KOR") == 29 and scripts.count("LAT") == 20
+    assert loader.dataset.num_corrupt == 1
+
+
+def test_caps_first_n_like_reference_and_random(root):
+    ds, _ = build_dataset(root, "lang_KL-SynthMLT_K", caps="LAT=5,SynthMLT=3")
+    assert ds.source_sizes() == {"KOR": 30, "LAT": 5, "SynthMLT_KOR": 3}
+    lat = [ds.datasets[ds._ds_id[i]].label(int(ds._local[i])) for i in range(len(ds)) if ds.source_ids[i] == 1]
+    assert lat == [f"word{i}" for i in range(5)]
+    ds2, _ = build_dataset(root, "lang_L", caps={"LAT": 5}, cap_mode="random", seed=3)
+    picked = [ds2.datasets[0].label(int(i)) for i in ds2._local]
+    assert len(picked) == 5 and picked != lat
+    ds3, _ = build_dataset(root, "lang_KL", caps="total=10")
+    assert len(ds3) == 10
+
+
+def test_ratio_mixture_batches(root):
+    loader = build_dataloader(root, "lang_KL", batch_size=10, batch_ratio="0.8-0.2", num_batches=5, seed=1)
+    for b in loader:
+        assert b.scripts.count("LAT") == 2 and b.scripts.count("KOR") + b.num_skipped == 8
+
+
+def test_same_seed_same_batches_and_workers_agree(root):
+    def run(workers, seed):
+        loader = build_dataloader(root, "lang_KL", batch_size=16, seed=seed, workers=workers)
+        return [b.labels for b in loader], loader.dataset.num_corrupt
+
+    a, corrupt0 = run(0, 5)
+    assert run(0, 5)[0] == a and run(0, 6)[0] != a
+    b, corrupt2 = run(2, 5)
+    assert b == a
+    assert corrupt0 == corrupt2 == 1  # counted across worker processes
+
+
+def test_filters_count_instead_of_dropping_silently(root):
+    charset = Charset(list("word0123456789"))
+    ds = LmdbDataset(root / "training" / "LAT", charset=charset, max_len=5)
+    assert len(ds) == 10 and ds.num_filtered["too_long"] == 10
+    ds = LmdbDataset(root / "training" / "KOR", charset=charset, drop_unknown=True)
+    assert len(ds) == 0 and ds.num_filtered["unknown_char"] == 30 and ds.unknown_chars["한"] == 30
+
+
+def test_augment_is_deterministic_for_a_seed():
+    buf = encoded(3, 80, 30)
+    t = ImageTransform(32, 100, augment=Augment(p=1.0))
+    torch.manual_seed(0)
+    a = t(buf)
+    torch.manual_seed(0)
+    t2 = ImageTransform(32, 100, augment=Augment(p=1.0))
+    assert np.array_equal(a, t2(buf)) and a.shape == (32, 100, 1)
+    assert not np.array_equal(a, ImageTransform(32, 100)(buf))
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        Augment(ops=("warp",))
+
+
+def test_collate_all_corrupt_gives_empty_batch():
+    batch = Collate(1, 32, 100)([None, None])
+    assert batch.images.shape == (0, 1, 32, 100) and batch.num_skipped == 2 and len(batch) == 0
+
+
+def test_list_of_paths_and_mixture_file(root, tmp_path):
+    ds, spec = build_dataset([root / "training" / "LAT", root / "training" / "SynthMLT_KOR"])
+    assert ds.source_sizes() == {"LAT": 20, "SynthMLT_KOR": 12}
+    mix = tmp_path / "m.yaml"
+    mix.write_text(f"root: {root}\nselect_data: lang_K\ncaps: {{KOR: 7}}\n")
+    ds, spec = build_dataset(mix)
+    assert len(ds) == 7 and spec.sources[0].cap == 7

@@ -1,0 +1,112 @@
+"""CLI end to end on a tiny LMDB root: ``train`` → ``eval`` (JSON + Markdown) → ``predict`` and the Recognizer API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from cllstr.cli.main import app
+from cllstr.recognizer import Prediction, Recognizer
+from tests.test_train_engine import make_data_root, png_of
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = make_data_root(tmp_path_factory.mktemp("data"), ("LAT", "ARA"), n_train=16, n_val=6)
+    out = tmp_path_factory.mktemp("run")
+    res = runner.invoke(app, ["train", "--model", "cnn_ctc", "-d", str(root), "-s", "lang_AL", "-b", "8", "-n", "4",
+                              "--val-interval", "2", "-o", str(out), "--threads", "1", "--cap", "LAT=8,ARA=8",
+                              "--set", "model_kwargs={out_channels: 32}", "--quiet"])
+    assert res.exit_code == 0, res.output
+    return root, out
+
+
+def test_train_cli_summary(trained: tuple[Path, Path]) -> None:
+    _, out = trained
+    assert (out / "best.pt").is_file() and (out / "charset.txt").is_file()
+    val = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"val"' in x]
+    assert {"ARA_acc", "LAT_acc"} <= set(val[-1])
+
+
+def test_train_cli_rejects_bad_option(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["train", "--set", "optim.nope=1", "-o", str(tmp_path)])
+    assert res.exit_code != 0 and "optim.nope" in res.output
+    res = runner.invoke(app, ["train", "--cap", "LAT", "-o", str(tmp_path)])
+    assert res.exit_code != 0 and "NAME=COUNT" in res.output
+
+
+def test_eval_cli_writes_json_and_markdown(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    root, out = trained
+    res = runner.invoke(app, ["eval", str(out / "best.pt"), "-d", str(root), "--json", str(tmp_path / "r.json"),
+                              "--md", str(tmp_path / "r.md"), "--precision", "fp32"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert list(data["languages"]) == ["ARA", "LAT"]
+    assert data["languages"]["LAT"]["samples"] == 6
+    assert 0.0 <= data["macro"]["one_minus_ned"] <= 1.0
+    assert "| ARA | 6 |" in (tmp_path / "r.md").read_text() and "Weighted" in res.output
+
+
+def test_eval_cli_missing_language(trained: tuple[Path, Path]) -> None:
+    root, out = trained
+    res = runner.invoke(app, ["eval", str(out / "best.pt"), "-d", str(root), "--langs", "KOR"])
+    assert res.exit_code != 0 and "KOR" in res.output
+
+
+def test_predict_cli_and_api_agree(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = trained
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, word in enumerate(["cat", "سلام"]):
+        (folder / f"{i}.png").write_bytes(png_of(word, i))
+    res = runner.invoke(app, ["predict", "-m", str(out / "best.pt"), "--folder", str(folder), "--format", "json",
+                              "--precision", "fp32"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [Path(r["path"]).name for r in rows] == ["0.png", "1.png"]
+    rec = Recognizer.from_checkpoint(out / "best.pt", device="cpu", precision="fp32")
+    preds = rec.predict(sorted(folder.iterdir()))
+    assert [p.text for p in preds] == [r["text"] for r in rows]
+    assert all(0.0 <= p.confidence <= 1.0 for p in preds)
+    pil = rec.predict(Image.open(folder / "0.png"))
+    assert pil == rec.predict(folder / "0.png")  # same batch composition, same numbers
+    tensor = rec.predict(rec.preprocess([folder / "0.png"]))
+    assert isinstance(tensor[0], Prediction) and tensor[0].text == preds[0].text
+    tsv = runner.invoke(app, ["predict", "-m", str(out / "best.pt"), str(folder / "0.png"), "--precision", "fp32"])
+    assert tsv.output.split("\t")[1] == preds[0].text
+
+
+def test_decoding_outputs_arabic_in_logical_order() -> None:
+    from cllstr.eval.decode import decode_logits
+    from cllstr.text.charset import Charset
+
+    cs = Charset(list("abسلام"))
+    # logits spelling the visual order "م ا ل س" (as CTC learns right-to-left text) with blanks between
+    seq = [cs.index(c) for c in "مالس"]
+    logits = torch.full((1, 8, cs.num_classes), -10.0)
+    for t, k in enumerate(seq):
+        logits[0, 2 * t, k] = 10.0
+        logits[0, 2 * t + 1, 0] = 10.0
+    texts, confs = decode_logits(logits, cs)
+    assert texts == ["سلام"] and confs[0] == pytest.approx(1.0, abs=1e-3)
+    logits[0, :, :] = -10.0
+    logits[0, 0, cs.index("a")] = logits[0, 1, cs.index("b")] = 10.0
+    logits[0, 2:, 0] = 10.0
+    assert decode_logits(logits, cs)[0] == ["ab"]
+
+
+def test_recognizer_bad_inputs(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = trained
+    rec = Recognizer.from_checkpoint(out / "best.pt", device="cpu")
+    with pytest.raises(FileNotFoundError, match="nothere.png"):
+        rec.predict([tmp_path / "nothere.png"])
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.png"):
+        rec.predict([tmp_path / "bad.png"])
