@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cllstr.cli.main import app
 from typer.testing import CliRunner
 
+from cllstr.cli.main import app
 from cllstr.data.lmdb_store import LmdbReader, LmdbWriter
 from cllstr.data.validate import validate_lmdb
 from cllstr.scripts import SCRIPT_ORDER
