@@ -27,7 +27,8 @@ $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel "setuptools>=69"
 	$(PIP) install -q torch==$(TORCH_VERSION)
-	$(PIP) install -q ninja pybind11 $$($(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(' '.join(d for d in p['dependencies'] + p['optional-dependencies']['test'] + p['optional-dependencies']['dali']))")
+	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extra = p['optional-dependencies']; print(chr(10).join(p['dependencies'] + extra['test'] + extra['dali']))" > $(VENV)/requirements.txt
+	$(PIP) install -q ninja pybind11 -r $(VENV)/requirements.txt
 	touch $@
 
 venv: $(VENV)/.deps

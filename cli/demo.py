@@ -1,7 +1,8 @@
 """``cllstr demo``: the main job on the built-in default — synthesise → train → evaluate → print the table.
 
-1. renders the ``mlt19-mini`` synthetic profile (the reference tree ``{training,validation,evaluation}/<LANG>`` plus
-   ``training/SynthMLT_<LANG>``) at ``--scale`` into ``OUT/data`` (kept and reused: generation is resumable);
+1. renders the datasets of the ``mlt19-mini`` synthetic profile that the mixture needs (the reference tree
+   ``{training,validation,evaluation}/<LANG>``, and ``training/SynthMLT_<LANG>`` when selected) at ``--scale`` into
+   ``OUT/data`` (kept and reused: generation is resumable);
 2. trains ``--model`` jointly on all 7 scripts (``lang_CBHJAKL``) into ``OUT/run`` (resumed when interrupted; a
    finished run is not trained again);
 3. evaluates the best checkpoint on ``OUT/data/evaluation/<LANG>`` and prints the per-language table, also written to
@@ -29,6 +30,7 @@ def demo(
     workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-j", help="Synthesis processes."),
 ) -> None:
     """Synthesise a small 7-script dataset, train a recogniser jointly on it, evaluate it per language."""
+    from cllstr.data.mixing import parse_select_data, validation_names
     from cllstr.eval.checkpoint import evaluate_checkpoint
     from cllstr.eval.evaluate import to_markdown, write_report
     from cllstr.synth.generate import generate
@@ -41,7 +43,10 @@ def demo(
     t0 = time.perf_counter()
     data_root, run_dir = out / "data", out / "run"
     typer.echo(f"[1/3] synthesising mlt19-mini at scale {scale} into {data_root}")
-    generate(mlt19_mini(scale=scale, seed=seed), data_root, workers=workers)
+    names = parse_select_data(select_data)
+    need = {f"training/{n}" for n in names}
+    need |= {f"{split}/{lang}" for split in ("validation", "evaluation") for lang in validation_names(names)}
+    generate([s for s in mlt19_mini(scale=scale, seed=seed) if s.relpath in need], data_root, workers=workers)
     typer.echo(f"[2/3] training {model} on {select_data} for {iterations} iterations into {run_dir}")
     cfg = TrainConfig(
         model=model, out_dir=str(run_dir), batch_size=batch_size, iterations=iterations, val_interval=val_interval,
