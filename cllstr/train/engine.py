@@ -188,6 +188,7 @@ class Trainer:
         end = cfg.iterations if stop_at is None else min(stop_at, cfg.iterations)
         deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
         t0, images, loss_sum, loss_n, warned = time.perf_counter(), 0, 0.0, 0, 0
+        saved_at = self.iteration
         self.model.train()
         freeze_bn_stats(self.model)
         try:
@@ -218,7 +219,9 @@ class Trainer:
                     freeze_bn_stats(self.model)
                 if cfg.save_interval and self.iteration % cfg.save_interval == 0:
                     self.save("last.pt")
-            self.save("last.pt")
+                    saved_at = self.iteration
+            if self.iteration != saved_at or not (self.out_dir / "last.pt").is_file():
+                self.save("last.pt")  # a finished run that is resumed again is left as it is
         finally:
             mon.close()
         seconds = time.perf_counter() - t0
