@@ -82,10 +82,10 @@ def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_resume_is_exact(data_root: Path, tmp_path: Path, precision: str) -> None:
+@pytest.mark.parametrize(("precision", "augment"), [("fp32", False), ("bf16", False), ("fp32", True)])
+def test_resume_is_exact(data_root: Path, tmp_path: Path, precision: str, augment: bool) -> None:
     # 24 training samples, batch 8 -> 3 batches per epoch: the stop at 4 lies inside the second epoch.
-    over = {"iterations": 8, "precision": precision, "model": "svtr_tiny",
+    over = {"iterations": 8, "precision": precision, "model": "svtr_tiny", "data.augment": augment,
             "model_kwargs": {"dims": [16, 32, 32], "depths": [1, 1, 1], "heads": [2, 2, 2], "num_local": 1,
                              "out_dim": 32},
             "optim.weight_decay": 0.05}

@@ -197,10 +197,11 @@ def _invert(img: Image.Image, rng: random.Random) -> Image.Image:
 
 
 class Augment:
-    """Apply each registered op with probability ``p``, in the given order, with a per-process RNG.
+    """Apply each registered op with probability ``p``, in the given order.
 
-    The RNG is seeded from ``torch.initial_seed()`` on first use in each process, which the DataLoader sets per
-    worker from its generator, so augmentation is deterministic for a loader seed.
+    Random draws come from the process's global :mod:`random` generator: the DataLoader seeds it in every worker from
+    its own generator, and the training engine seeds it, checkpoints it and restores it on ``--resume``, so an
+    augmented run resumes exactly (a private generator could not be checkpointed).
 
     Args:
         ops: Names in :data:`AUGMENTATIONS`.
@@ -215,19 +216,12 @@ class Augment:
             raise ValueError(f"augmentation probability must be in [0, 1], got {p}")
         self.ops = tuple(ops)
         self.p = p
-        self._rng: random.Random | None = None
-        self._seed: int | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_rng": None, "_seed": None}
 
     def __call__(self, img: Image.Image) -> Image.Image:
-        seed = torch.initial_seed()
-        if self._rng is None or self._seed != seed:
-            self._rng, self._seed = random.Random(seed), seed
+        rng = random._inst  # the generator behind random.random(): seeded, saved and restored by the engine
         for name in self.ops:
-            if self._rng.random() < self.p:
-                img = AUGMENTATIONS[name](img, self._rng)
+            if rng.random() < self.p:
+                img = AUGMENTATIONS[name](img, rng)
         return img
 
 
