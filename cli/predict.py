@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from cllstr.atomic import atomic_write_text
+
 _EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
@@ -43,6 +45,6 @@ def predict(
     else:
         text = "".join(f"{p}\t{r.text}\t{r.confidence:.6f}\n" for p, r in zip(paths, preds, strict=False))
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        atomic_write_text(output, text)
     else:
         typer.echo(text, nl=False)

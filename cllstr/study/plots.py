@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cllstr.atomic import atomic_open
+
 __all__ = ["plot_study", "gain_heatmap", "language_bars"]
 
 
@@ -53,8 +55,8 @@ def gain_heatmap(gains: Mapping[str, Mapping[str, Any]], columns: list[str], tit
     fig.colorbar(im, ax=ax, label="gain (points)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -78,8 +80,8 @@ def language_bars(cells: Mapping[str, Mapping[str, Any]], columns: list[str], ti
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=max(1, len(rows) // 8 + 1), loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
     return path
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cllstr.atomic import atomic_open, atomic_write_json, atomic_write_text
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.study.spec import LOWER_IS_BETTER, study_from_dict
 from cllstr.study.worker import EVAL_FILE, RUN_FILE, read_status
@@ -287,8 +288,8 @@ def write_report(study_dir: str | Path, out_dir: str | Path | None = None, plots
     if failed:
         md += ["## Unfinished runs", "", *[f"- {r['hash']}: {r['model']} | {r['mixture']} | seed {r['seed']} "
                                            f"({r['state']})" for r in failed], ""]
-    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    atomic_write_json(out / "summary.json", summary)
     summary["files"] += [str(out / "report.md"), str(out / "summary.json")]
     return summary
 
@@ -300,7 +301,7 @@ def _slug(s: str) -> str:
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[str], cells: Mapping[str, Mapping[str, Stat]],
                best: Mapping[str, Sequence[str]]) -> None:
     cols = [*columns, AVG]
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w") as f:
         w = csv.writer(f)
         w.writerow(["training_data", *[f"{c}_{k}" for c in cols for k in ("mean", "std", "n")], "best_in"])
         for row in rows:

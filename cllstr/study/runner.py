@@ -31,6 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from cllstr.atomic import atomic_write_json
 from cllstr.data.mixing import parse_select_data, validation_names
 from cllstr.study.progress import RunState, StudyProgress
 from cllstr.study.spec import RunSpec, StudySpec, expand
@@ -139,7 +140,7 @@ class StudyRunner:
         self.out.mkdir(parents=True, exist_ok=True)
         study = {"spec": self.spec.to_dict(), "data_root": str(self.data_root),
                  "runs": [{k: v for k, v in r.record().items() if k != "config"} for r in self.runs]}
-        (self.out / "study.json").write_text(json.dumps(study, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(self.out / "study.json", study)
         for run in self.runs:
             d = self.run_dir(run)
             d.mkdir(parents=True, exist_ok=True)
@@ -149,7 +150,7 @@ class StudyRunner:
                 parent = self.out / "runs" / run.depends_on
                 run.config.init_from = str((parent / f"{self.spec.eval.checkpoint}.pt").resolve())
             record = {**run.record(), "eval": self.spec.to_dict()["eval"], "study": self.spec.name}
-            (d / RUN_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            atomic_write_json(d / RUN_FILE, record)
 
     def _placement(self, slot: int) -> tuple[dict[str, str], str | None, int | None, str]:
         """Environment, device, threads and a label for the run in ``slot``."""
@@ -192,10 +193,7 @@ class StudyRunner:
             from cllstr.data.charsets import charset_from_lmdbs
 
             charset, _ = charset_from_lmdbs([self.data_root / s for s in sources], mode=modes.pop())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            charset.save(tmp)
-            os.replace(tmp, path)
+            charset.save(path)  # atomic
         for run in self.runs:
             if run.config.data.charset is None:
                 run.config.data.charset = str(path.resolve())

@@ -16,17 +16,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from cllstr.atomic import atomic_write_json
+
 __all__ = ["RUN_FILE", "STATUS_FILE", "EVAL_FILE", "read_status", "write_status", "is_done", "execute_run", "main"]
 
 RUN_FILE = "run.json"
 STATUS_FILE = "status.json"
 EVAL_FILE = "eval.json"
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any]:
@@ -40,7 +36,7 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
 
 def write_status(run_dir: str | Path, state: str, **extra: Any) -> None:
     """Atomically write ``status.json`` with ``state`` and ``extra`` fields."""
-    _write_json(Path(run_dir) / STATUS_FILE, {"state": state, "time": round(time.time(), 3), **extra})
+    atomic_write_json(Path(run_dir) / STATUS_FILE, {"state": state, "time": round(time.time(), 3), **extra})
 
 
 def is_done(run_dir: str | Path) -> bool:

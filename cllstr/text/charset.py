@@ -257,8 +257,10 @@ class Charset:
         return cls.from_file(path, specials=REFERENCE_SPECIALS)
 
     def save(self, path: str | Path) -> None:
-        """Write the table as UTF-8, one token per line (the mode is not stored; it is re-detected on load)."""
-        Path(path).write_text("".join(t + "\n" for t in self.tokens), encoding="utf-8")
+        """Write the table atomically as UTF-8, one token per line (the mode is not stored; re-detected on load)."""
+        from cllstr.atomic import atomic_write_text
+
+        atomic_write_text(path, "".join(t + "\n" for t in self.tokens))
 
     @classmethod
     def from_labels(
