@@ -16,7 +16,7 @@ export CUDA_HOME TORCH_CUDA_ARCH_LIST MAX_JOBS
 NATIVE_SOURCES := $(shell find csrc/ops csrc/cllstr.cpp -name '*.cpp' -o -name '*.cu' -o -name '*.h' 2>/dev/null)
 DEMO_DIR ?= demo
 DEMO_SCALE ?= 0.02
-DEMO_ITERS ?= 1500
+DEMO_ITERS ?= 300
 
 .PHONY: help venv build test pytest ctest demo bench lint clean
 
