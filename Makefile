@@ -18,10 +18,22 @@ DEMO_DIR ?= demo
 DEMO_SCALE ?= 0.02
 DEMO_ITERS ?= 300
 
-.PHONY: help venv build test pytest ctest demo bench lint clean
+.PHONY: help fonts venv build test pytest ctest demo bench lint clean
 
 help:
 	@echo "make demo | make test | make build | make bench | make lint | make clean"
+
+# The synthetic engine renders with Debian's Noto fonts (and Pillow's raqm needs libfribidi/libraqm).
+fonts:
+	@if fc-list 2>/dev/null | grep -q "Noto Sans CJK" && fc-list 2>/dev/null | grep -q "NotoSansBengali"; then \
+		echo "Noto fonts found"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-core fonts-noto-cjk \
+			fontconfig libraqm0 cmake > /dev/null; \
+	else \
+		echo "install the Debian packages fonts-noto-core fonts-noto-cjk (as root: make fonts)"; exit 1; \
+	fi
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
@@ -56,7 +68,7 @@ test: build
 	$(MAKE) --no-print-directory ctest
 	$(PY) -m pytest -q tests
 
-demo: build
+demo: fonts build
 	$(VENV)/bin/cllstr demo --out $(DEMO_DIR) --scale $(DEMO_SCALE) --iters $(DEMO_ITERS)
 
 bench: build
