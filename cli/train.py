@@ -15,16 +15,12 @@ from cllstr.train.config import TrainConfig, apply_overrides, load_config
 
 
 def _caps(items: list[str]) -> dict[str, int]:
-    caps: dict[str, int] = {}
-    for item in items:
-        for part in item.split(","):
-            if not part.strip():
-                continue
-            name, sep, value = part.partition("=")
-            if not sep or not value.strip().isdigit():
-                raise typer.BadParameter(f"cap {part!r} must look like NAME=COUNT (e.g. LAT=1000)", param_hint="--cap")
-            caps[name.strip()] = int(value)
-    return caps
+    from cllstr.data.mixing import MixSpecError, parse_caps
+
+    try:
+        return parse_caps(",".join(items))
+    except MixSpecError as e:
+        raise typer.BadParameter(str(e), param_hint="--cap") from e
 
 
 def train(
