@@ -13,7 +13,7 @@ TORCH_CUDA_ARCH_LIST ?= 8.0;9.0
 MAX_JOBS ?= 2
 export CUDA_HOME TORCH_CUDA_ARCH_LIST MAX_JOBS
 
-NATIVE_SOURCES := $(shell find csrc/ops csrc/cllstr.cpp -name '*.cpp' -o -name '*.cu' -o -name '*.h' 2>/dev/null)
+NATIVE_SOURCES := $(shell find csrc/ops csrc/dali csrc/cllstr.cpp -name '*.cpp' -o -name '*.cc' -o -name '*.cu' -o -name '*.h' 2>/dev/null)
 DEMO_DIR ?= demo
 DEMO_SCALE ?= 0.02
 DEMO_ITERS ?= 300
@@ -48,6 +48,7 @@ venv: $(VENV)/.deps
 $(VENV)/.built: $(VENV)/.deps setup.py pyproject.toml $(NATIVE_SOURCES)
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import cllstr.ops as o; assert o.HAS_NATIVE, o.NATIVE_ERROR; print('native ops loaded; cuda kernels:', o.has_kernel('ctc_greedy_decode', 'cuda'))"
+	$(PY) -c "from cllstr.data.dali import plugin_status; print('DALI plugin:', plugin_status())"
 	touch $@
 
 build: $(VENV)/.built
@@ -78,4 +79,4 @@ lint: venv
 	$(VENV)/bin/ruff check cllstr cli tests benchmarks
 
 clean:
-	rm -rf build cmake-build cmake-build.log cllstr/_C*.so *.egg-info
+	rm -rf build cmake-build cmake-build.log cllstr/_C*.so cllstr/data/dali/libcllstr_dali.so *.egg-info

@@ -7,6 +7,7 @@ and a training step (model forward + CTC loss + backward + SGD step) fed by each
 
     python benchmarks/bench_dali.py                 # builds a synthetic LMDB of 4096 crops in a temp dir
     python benchmarks/bench_dali.py --lmdb PATH --epochs 3
+    CLLSTR_DALI_PLUGIN=0 python benchmarks/bench_dali.py   # DALI's fn.resize instead of cllstr's plugin
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def main() -> None:
     parser.add_argument("--dali-workers", type=int, default=0, help="DALI external-source worker processes")
     args = parser.parse_args()
 
-    from cllstr.data.dali import HAS_DALI
+    from cllstr.data.dali import HAS_DALI, plugin_status
 
     if not HAS_DALI:
         raise SystemExit("NVIDIA DALI is not installed: pip install nvidia-dali-cuda130")
@@ -146,6 +147,9 @@ def main() -> None:
         path = args.lmdb or make_lmdb(Path(tmp) / "bench.lmdb", args.samples)
         n = len(LmdbReader(path))
         print(f"LMDB {path}: {n} images, batch {BATCH}, {IMG_H}x{IMG_W} grey, {THREADS} threads/workers")
+        status = plugin_status()
+        resize = "fn.cllstr.text_resize (cllstr plugin)" if status == "loaded" else f"fn.resize (plugin {status})"
+        print(f"DALI cpu resize: {resize}")
         dali_cpu = build_dali_loader(
             path, batch_size=BATCH, device="cpu", num_threads=THREADS, workers=args.dali_workers, shuffle=True
         )

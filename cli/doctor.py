@@ -19,13 +19,14 @@ def _dali_version() -> str:
 
 
 def doctor() -> None:
-    """Print torch/CUDA/DALI versions, whether the native ops loaded (CPU/CUDA), and the fonts found per script."""
+    """Print torch/CUDA/DALI versions, whether the native ops and the DALI plugin loaded, and the fonts per script."""
     import torch
     from PIL import __version__ as pil_version
     from PIL import features
 
     import cllstr
     from cllstr import ops
+    from cllstr.data.dali import plugin_status
     from cllstr.scripts import SCRIPTS, list_scripts
     from cllstr.synth.fonts import FontNotFoundError, find_fonts
 
@@ -37,6 +38,7 @@ def doctor() -> None:
     cuda = torch.cuda.is_available()
     env.add_row("CUDA device", torch.cuda.get_device_name(0) if cuda else "none available")
     env.add_row("DALI", _dali_version())
+    env.add_row("DALI plugin (CPU resize)", plugin_status())
     env.add_row("native library", "loaded" if ops.HAS_NATIVE else f"not loaded ({ops.NATIVE_ERROR})")
     for device in ("cpu", "cuda"):
         env.add_row(f"native {device} kernels", "yes" if ops.has_kernel("ctc_greedy_decode", device) else "no")

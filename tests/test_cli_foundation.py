@@ -25,6 +25,7 @@ def test_doctor_reports_native_ops_and_every_script() -> None:
     result = runner.invoke(app, ["doctor"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "torch" in result.output and "native cpu kernels" in result.output
+    assert "DALI plugin" in result.output
     for name in SCRIPT_ORDER:
         assert name in result.output
 

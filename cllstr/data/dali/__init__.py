@@ -1,8 +1,8 @@
 """DALI loader: LMDB records → DALI decode/resize/augment (GPU "mixed" or CPU) → :class:`~cllstr.data.loader.Batch`.
 
 ``HAS_DALI`` tells whether ``nvidia.dali`` (package ``nvidia-dali-cuda130``) is installed; it is found without
-importing it (that takes most of a second). The submodules that need DALI (``ops``, ``pipeline``, ``loader``) load
-lazily, so importing this package never fails; ``source`` needs no DALI.
+importing it (that takes most of a second). The submodules that need DALI (``ops``, ``pipeline``, ``loader``,
+``plugin``) load lazily, so importing this package never fails; ``source`` needs no DALI.
 """
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ import importlib
 import importlib.util
 from typing import Any
 
-__all__ = ["DALI_MISSING", "HAS_DALI", "AugmentConfig", "DaliLoader", "build_dali_loader", "require_dali"]
+__all__ = [
+    "DALI_MISSING",
+    "HAS_DALI",
+    "AugmentConfig",
+    "DaliLoader",
+    "build_dali_loader",
+    "plugin_status",
+    "require_dali",
+]
 
 DALI_MISSING = "NVIDIA DALI is not installed: pip install nvidia-dali-cuda130 (or: pip install 'cllstr[dali]')"
 
@@ -36,6 +44,17 @@ def require_dali() -> None:
         importlib.import_module("nvidia.dali")
     except ImportError as e:
         raise ImportError(f"NVIDIA DALI is installed but does not import ({e}); reinstall nvidia-dali-cuda130") from e
+
+
+def plugin_status() -> str:
+    """``"loaded"``, or why cllstr's DALI plugin (:mod:`cllstr.data.dali.plugin`) is not; imports DALI if installed."""
+    if not HAS_DALI:
+        return "not available (DALI is not installed)"
+    try:
+        from cllstr.data.dali import plugin
+    except ImportError as e:
+        return f"not available (DALI does not import: {e})"
+    return "loaded" if plugin.HAS_PLUGIN else f"not loaded ({plugin.PLUGIN_ERROR})"
 
 
 def __getattr__(name: str) -> Any:

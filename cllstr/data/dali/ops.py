@@ -1,11 +1,13 @@
 """The DALI processing, as plain functions on ``DataNode``s shared by the GPU ("mixed") and CPU pipelines.
 
-Only :func:`decode` knows the device: it decodes on the GPU (``"mixed"``) or the CPU, and every later operator runs
-where its input lives. The preprocessing matches the torch loader (:mod:`cllstr.data.transforms`): Pillow's decode
-mode (grey or RGB, no EXIF rotation), an antialiased resize with the same filter, the keep-ratio rule
-``new_w = min(W, ceil(H * w / h))`` with right padding by edge replication (an identity warp that repeats the
-border), and ``x / 127.5 - 1``. Augmentations run on the resized ``H x W`` image, each with its own probability,
-inside DALI conditionals (the pipeline needs ``enable_conditionals=True``).
+:func:`decode` decodes on the GPU (``"mixed"``) or the CPU, and every later operator runs where its input lives. The
+preprocessing matches the torch loader (:mod:`cllstr.data.transforms`): Pillow's decode mode (grey or RGB, no EXIF
+rotation), the resize with the same filter, the keep-ratio rule ``new_w = min(W, ceil(H * w / h))`` with right
+padding by edge replication, and ``x / 127.5 - 1``. On the CPU :func:`resize` runs cllstr's DALI plugin
+(:mod:`cllstr.data.dali.plugin`: Pillow's resize, bit-exact, in one operator) when it is loaded; on the GPU, or
+without the plugin, DALI's antialiased ``fn.resize`` (and an identity warp that repeats the border for the padding).
+Augmentations run on the resized ``H x W`` image, each with its own probability, inside DALI conditionals (the
+pipeline needs ``enable_conditionals=True``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 from nvidia.dali import fn, types
 from nvidia.dali import math as dmath
 from nvidia.dali.data_node import DataNode
+
+from cllstr.data.dali import plugin
 
 __all__ = [
     "INTERPOLATIONS",
@@ -163,7 +167,9 @@ def resize(
     """Resize ``region`` of each image to ``img_h x img_w``, stretching it or keeping its aspect ratio.
 
     With ``keep_ratio`` the content is ``new_w = clamp(ceil(img_h * w / h), 1, img_w)`` wide and the rest of the row
-    repeats its last column (the torch path's ``resize_keep_ratio``).
+    repeats its last column (the torch path's ``resize_keep_ratio``). CPU images go through the plugin operator
+    ``fn.cllstr.text_resize`` when :data:`cllstr.data.dali.plugin.HAS_PLUGIN` (Pillow's ``resize`` with ``box=``
+    the region, bit for bit), others through ``fn.resize``.
 
     Args:
         images: ``uint8 (h, w, C)``.
@@ -178,9 +184,15 @@ def resize(
         ``uint8 (img_h, img_w, C)``.
     """
     interp = check_interpolation(interpolation)
+    if region is None and keep_ratio:
+        raise ValueError("resize(keep_ratio=True) needs the image region (see crop_region)")
+    if images.device == "cpu" and plugin.HAS_PLUGIN:
+        roi = {}
+        if region is not None:
+            y0, x0, h, w = region
+            roi = dict(roi_y=y0, roi_x=x0, roi_h=h, roi_w=w)
+        return fn.cllstr.text_resize(images, size=(img_h, img_w), interp=interpolation, keep_ratio=keep_ratio, **roi)
     if region is None:
-        if keep_ratio:
-            raise ValueError("resize(keep_ratio=True) needs the image region (see crop_region)")
         return fn.resize(images, size=(img_h, img_w), interp_type=interp, antialias=True, dtype=types.UINT8)
     y0, x0, h, w = region
     roi_start = fn.stack(y0, x0) if isinstance(y0, DataNode) else (0.0, 0.0)
