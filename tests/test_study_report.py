@@ -125,3 +125,22 @@ def test_missing_runs_keep_rows_and_are_listed(tmp_path: Path) -> None:
     mono = [c.strip() for c in table[2].strip("|").split("|")]
     assert mono[SCRIPT_ORDER.index("KOR") + 1] == "–" and mono[-1] == "–"  # no Avg without every language
     assert "## Unfinished runs" in md and summary["runs"]["done"] == 7
+
+
+def test_findings_cover_every_metric_and_say_tie(tmp_path: Path) -> None:
+    """A metric with no difference anywhere (e.g. 0% accuracy everywhere) is called a tie; the other metrics still
+    get their own finding (1-NED, ΔCER)."""
+    runner = fake_study(tmp_path, seeds=1)
+    for run in runner.runs:
+        path = runner.run_dir(run) / EVAL_FILE
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for scores in data["languages"].values():
+            scores["accuracy"] = 0.0
+        path.write_text(json.dumps(data), encoding="utf-8")
+    findings = write_report(tmp_path)["findings"]
+    joint = [f for f in findings if "**All**" in f]
+    assert len(joint) == 3  # accuracy, 1-NED, CER
+    assert "ties with **Monolingual** on every low-resource language in word accuracy" in joint[0]
+    assert "tied on 6" in joint[0]
+    assert "beats **Monolingual**" in joint[1] and "1-NED" in joint[1]
+    assert "beats **Monolingual**" in joint[2] and "better on 6/6" in joint[2]

@@ -193,28 +193,37 @@ def build_tables(res: StudyResults) -> dict[str, Any]:
     return {"columns": columns, "tables": tables, "gains": gains}
 
 
+def _verdict(n: int, better: int, tied: int) -> str:
+    """``beats`` (better on most), ``ties with`` (no difference anywhere) or ``does not beat``."""
+    if better * 2 > n:
+        return "beats"
+    return "ties with" if tied == n else "does not beat"
+
+
 def _findings(res: StudyResults, built: Mapping[str, Any]) -> list[str]:
-    metric = res.spec.report.metrics[0]
+    """One line per model, row and metric (the primary metric first): on how many focus languages the row wins."""
     focus = res.spec.report.focus
+    label = f"{res.spec.report.focus_label} " if focus else ""
     lines = []
     for model, by_metric in built["gains"].items():
-        for row, g in by_metric[metric].items():
-            langs = [lang for lang in (focus or built["columns"]) if lang in g["langs"]]
-            if not langs:
-                continue
-            better = [lang for lang in langs if g["langs"][lang]["better"]]
-            tied = [lang for lang in langs if abs(g["langs"][lang]["stat"].mean) < 1e-12]
-            n_seeds = max(g["langs"][lang]["stat"].n for lang in langs)
-            detail = ", ".join(f"{lang} {g['langs'][lang]['stat'].fmt(signed=True)} "
-                               f"(better in {g['langs'][lang]['wins']}/{g['langs'][lang]['stat'].n} seeds)"
-                               for lang in langs)
-            mean = sum(g["langs"][lang]["stat"].mean for lang in langs) / len(langs)
-            verdict = "beats" if len(better) * 2 > len(langs) else "does not beat"
-            label = f"{res.spec.report.focus_label} " if focus else ""
-            lines.append(f"{model}: **{row}** {verdict} **{g['baseline']}** on most {label}languages in "
-                         f"{METRIC_TITLES[metric]}: better on {len(better)}/{len(langs)}, tied on {len(tied)}, worse "
-                         f"on {len(langs) - len(better) - len(tied)} (mean gain {100 * mean:+.2f} points, "
-                         f"{n_seeds} seed(s)): {detail}.")
+        for metric in res.spec.report.metrics:
+            for row, g in by_metric[metric].items():
+                langs = [lang for lang in (focus or built["columns"]) if lang in g["langs"]]
+                if not langs:
+                    continue
+                stats = {lang: g["langs"][lang]["stat"] for lang in langs}
+                better = [lang for lang in langs if g["langs"][lang]["better"]]
+                tied = [lang for lang in langs if abs(stats[lang].mean) < 1e-12]
+                n_seeds = max(s.n for s in stats.values())
+                detail = ", ".join(f"{lang} {stats[lang].fmt(signed=True)} "
+                                   f"(better in {g['langs'][lang]['wins']}/{stats[lang].n} seeds)" for lang in langs)
+                mean = sum(s.mean for s in stats.values()) / len(langs)
+                verdict = _verdict(len(langs), len(better), len(tied))
+                scope = f"every {label}language" if verdict == "ties with" else f"most {label}languages"
+                lines.append(f"{model}: **{row}** {verdict} **{g['baseline']}** on {scope} in "
+                             f"{METRIC_TITLES[metric]}: better on {len(better)}/{len(langs)}, tied on {len(tied)}, "
+                             f"worse on {len(langs) - len(better) - len(tied)} (mean gain {100 * mean:+.2f} points, "
+                             f"{n_seeds} seed(s)): {detail}.")
     return lines
 
 
