@@ -29,6 +29,7 @@ def train(
     data_root: str | None = typer.Option(None, "--data-root", "-d", help="Root with training/validation/evaluation."),
     select_data: str | None = typer.Option(None, "--select-data", "-s", help="e.g. lang_CBHJAKL, SynthMLT_K-lang_K."),
     cap: list[str] = typer.Option([], "--cap", help="Per-dataset cap NAME=COUNT (repeatable or comma-separated)."),
+    batch_ratio: str | None = typer.Option(None, "--batch-ratio", help="Per-source batch shares, e.g. 0.5-0.5."),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b"),
     iterations: int | None = typer.Option(None, "--iterations", "-n", help="Optimiser steps (OneCycle length)."),
     val_interval: int | None = typer.Option(None, help="Validate every N iterations (0: never)."),
@@ -58,7 +59,8 @@ def train(
     try:
         cfg = load_config(config) if config else TrainConfig()
         overrides = {
-            "model": model, "data.root": data_root, "data.select_data": select_data, "batch_size": batch_size,
+            "model": model, "data.root": data_root, "data.select_data": select_data, "data.batch_ratio": batch_ratio,
+            "batch_size": batch_size,
             "iterations": iterations, "val_interval": val_interval, "data.val_samples": val_samples, "out_dir": out,
             "optim.lr": lr, "precision": precision, "channels_last": channels_last, "compile": compile,
             "threads": threads, "data.workers": workers, "data.loader": loader, "data.charset": charset,

@@ -75,6 +75,7 @@ def test_hash_is_stable_and_ignores_placement() -> None:
     {"base": {"iterations": 5, "batch_size": 4}},
     {"base": {"iterations": 4, "batch_size": 4, "optim": {"lr": 5e-4}}},
     {"data": {"profile": "mlt19-mini", "scale": 0.02}},
+    {"base": {"iterations": 4, "batch_size": 4, "data": {"batch_ratio": "1-1"}}},
     {"data": {"profile": None, "root": "/data/MLT19"}},
 ])
 def test_hash_changes_with_what_the_run_computes(change: dict) -> None:
@@ -82,6 +83,13 @@ def test_hash_changes_with_what_the_run_computes(change: dict) -> None:
     after = {(r.model, r.mixture, r.init, r.seed): r.hash for r in expand(spec_of(**change))}
     assert before.keys() == after.keys()
     assert all(before[k] != after[k] for k in before)
+
+
+def test_hash_of_a_preset_run_is_pinned() -> None:
+    """Finished runs are found by hash: a new TrainConfig field at its default must not change the hashes of studies
+    run before it existed (see ``HASH_NEUTRAL_DEFAULTS``), or resuming a study would train everything again."""
+    first = expand(get_preset("cll-joint", 0.1, 1))[0]
+    assert (first.mixture, first.seed, first.hash) == ("ARA only", 21, "bc08bc85679f")
 
 
 def test_changing_the_parent_changes_the_cascade_hash() -> None:

@@ -113,3 +113,16 @@ def test_resume_refuses_other_charset(data_root: Path, tmp_path: Path) -> None:
     other = Trainer(cfg, Charset(["a", "b"]), trainer.stream.loader, quiet=True)
     with pytest.raises(ValueError, match="charset differs"):
         other.load_state_dict(load_checkpoint(tmp_path / "run" / "last.pt"))
+
+
+def test_batch_ratio_sets_the_share_of_every_batch(data_root: Path, tmp_path: Path) -> None:
+    """``data.batch_ratio`` (``cllstr train --batch-ratio``) gives each source its share of every batch."""
+    from cllstr.train.data import build_charset, build_train_loader
+
+    cfg = tiny_config(data_root, tmp_path, **{"data.select_data": "lang_AL", "data.batch_ratio": "0.75-0.25"})
+    loader = build_train_loader(cfg.data, build_charset(cfg.data), 8, cfg.seed)
+    for batch in loader:
+        assert batch.scripts.count("ARA") == 6 and batch.scripts.count("LAT") == 2
+    cfg.data.batch_ratio = "1-1-1"
+    with pytest.raises(ValueError, match="3 values for 2 sources"):
+        build_train_loader(cfg.data, build_charset(cfg.data), 8, cfg.seed)

@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 #: TrainConfig keys that say where/how a run is placed, not what it computes; they are left out of the hash.
+#: TrainConfig fields added after studies were first hashed, left out of the hash while at their default so that
+#: a finished run keeps its hash (and is not trained again) when the config grows a field: ``(section, key): default``.
+HASH_NEUTRAL_DEFAULTS: dict[tuple[str | None, str], Any] = {("data", "batch_ratio"): None}
 PLACEMENT_KEYS = ("out_dir", "device", "threads", "log_interval", "save_interval", "tensorboard", "max_minutes")
 #: Metrics of ``cllstr.eval`` a study can report.
 METRICS = ("accuracy", "one_minus_ned", "cer", "accuracy_ci", "one_minus_ned_ci", "cer_ci")
@@ -382,6 +385,10 @@ def run_hash(config: TrainConfig, data_identity: Mapping[str, Any], eval_spec: E
     cfg["data"].pop("root", None)
     cfg["data"].pop("workers", None)
     cfg["init_from"] = f"run:{depends_on}" if depends_on else None
+    for (section, key), default in HASH_NEUTRAL_DEFAULTS.items():
+        where = cfg[section] if section else cfg
+        if key in where and where[key] == default:
+            del where[key]
     payload = {"config": cfg, "data": dict(data_identity), "eval": config_to_dict(eval_spec),
                "languages": list(languages)}
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=True, separators=(",", ":"))

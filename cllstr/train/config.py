@@ -29,6 +29,8 @@ class DataConfig:
         root: Data root with ``training/``, ``validation/`` and ``evaluation/`` LMDB folders (reference layout).
         select_data: Reference-style select-data spec (``lang_CBHJAKL``, ``SynthMLT_L-lang_L``...) or a list.
         caps: Per-dataset sample caps (``{"LAT": 1000}``), passed to the loader.
+        batch_ratio: Per-source shares of every batch, one per source of ``select_data`` after expansion
+            (reference ``--batch_ratio``, ``"0.5-0.5"``); None concatenates the sources proportionally.
         val_select: Languages to validate on; None derives them from ``select_data`` (``SynthMLT_X`` counts as X).
         val_samples: At most this many validation samples per language (None: all).
         charset: Charset file (one token per line); None builds it from the training labels.
@@ -41,6 +43,7 @@ class DataConfig:
     root: str = "data"
     select_data: str | list[str] = "lang_CBHJAKL"
     caps: dict[str, int] = field(default_factory=dict)
+    batch_ratio: str | None = None
     val_select: list[str] | None = None
     val_samples: int | None = None
     charset: str | None = None

@@ -40,7 +40,8 @@ def build_train_loader(cfg: DataConfig, charset: Charset, batch_size: int, seed:
     return make_loader(
         cfg.loader, cfg.root, cfg.select_data, batch_size=batch_size, img_h=cfg.img_h, img_w=cfg.img_w,
         keep_ratio=cfg.keep_ratio, rgb=cfg.rgb, augment=cfg.augment, charset=charset, workers=cfg.workers,
-        shuffle=shuffle, seed=seed, caps=cfg.caps or None, split="training", max_len=cfg.max_label_length,
+        shuffle=shuffle, seed=seed, caps=cfg.caps or None, batch_ratio=cfg.batch_ratio,
+        split="training", max_len=cfg.max_label_length,
         drop_last=False,  # as the reference; a dataset smaller than one batch still trains
     )
 
