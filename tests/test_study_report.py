@@ -111,7 +111,8 @@ def test_csv_json_and_plots_written(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "report" / "summary.json").read_text(encoding="utf-8"))
     assert data["columns"] == [*SCRIPT_ORDER, "Avg"] and data["rows"] == ["Monolingual", "All", "All but LAT"]
     pngs = [Path(p) for p in summary["files"] if p.endswith(".png")]
-    assert {p.name for p in pngs} == {"gain_heatmap_SVTR-T.png", "bars_SVTR-T.png"}
+    assert {p.name for p in pngs} == {f"{kind}_SVTR-T{suffix}.png" for kind in ("gain_heatmap", "bars")
+                                      for suffix in ("", "_one_minus_ned", "_cer")}
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
 

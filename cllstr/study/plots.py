@@ -1,5 +1,5 @@
 """Study plots (matplotlib, Agg backend): a heatmap of each row's gain over its baseline per language, and grouped
-bars of every row per language with the seed std as error bars. One pair of PNGs per model, primary metric."""
+bars of every row per language with the seed std as error bars. One pair of PNGs per model and metric."""
 
 from __future__ import annotations
 
@@ -87,21 +87,26 @@ def language_bars(cells: Mapping[str, Mapping[str, Any]], columns: list[str], ti
 
 
 def plot_study(res: Any, built: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
-    """Heatmap + bars per model for the study's primary metric; returns the written files."""
+    """Heatmap + bars per model and metric; returns the written files.
+
+    The primary metric's files are ``gain_heatmap_<model>.png`` and ``bars_<model>.png``; every other metric of the
+    report adds ``..._<metric>.png`` (at small scales word accuracy is often 0 everywhere and 1-NED tells more).
+    """
     from cllstr.study.report import AVG, METRIC_TITLES, _slug
     from cllstr.study.spec import LOWER_IS_BETTER
 
     out = Path(out_dir)
-    metric = res.spec.report.metrics[0]
     columns = [*built["columns"], AVG]
     files = []
     for model in res.models:
-        name = METRIC_TITLES[metric]
-        gains = built["gains"][model][metric]
-        if gains:
-            files.append(gain_heatmap(gains, columns, f"{res.spec.name} / {model}: gain in {name} over baseline",
-                                      out / f"gain_heatmap_{_slug(model)}.png", metric in LOWER_IS_BETTER))
-        cells = built["tables"][model][metric]["cells"]
-        files.append(language_bars(cells, columns, f"{res.spec.name} / {model}: {name} per language",
-                                   out / f"bars_{_slug(model)}.png", f"{name} (%)"))
+        for i, metric in enumerate(res.spec.report.metrics):
+            name = METRIC_TITLES[metric]
+            suffix = _slug(model) + ("" if i == 0 else f"_{metric}")
+            gains = built["gains"][model][metric]
+            if gains:
+                files.append(gain_heatmap(gains, columns, f"{res.spec.name} / {model}: gain in {name} over baseline",
+                                          out / f"gain_heatmap_{suffix}.png", metric in LOWER_IS_BETTER))
+            cells = built["tables"][model][metric]["cells"]
+            files.append(language_bars(cells, columns, f"{res.spec.name} / {model}: {name} per language",
+                                       out / f"bars_{suffix}.png", f"{name} (%)"))
     return files
