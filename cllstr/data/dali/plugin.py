@@ -15,22 +15,19 @@ from pathlib import Path
 
 from nvidia.dali import plugin_manager
 
-__all__ = ["HAS_PLUGIN", "LIBRARY", "PLUGIN_ERROR", "require_plugin"]
+__all__ = ["HAS_PLUGIN", "LIBRARY", "PLUGIN_ERROR"]
 
 #: Where the build puts the plugin (next to this module; ``pip install --no-build-isolation -e .``).
 LIBRARY = Path(__file__).with_name("libcllstr_dali.so")
 
-REBUILD_HINT = (
-    "rebuild it with `pip install --no-build-isolation -e .` (or `make build`) in the cllstr source tree, with DALI "
-    "installed and a CUDA toolkit's headers available (CUDA_HOME)"
-)
+REBUILD_HINT = "rebuild with `make build` (DALI installed, CUDA headers under CUDA_HOME)"
 
 
 def _load() -> str | None:
     if os.environ.get("CLLSTR_DALI_PLUGIN", "1") == "0":
         return "disabled by CLLSTR_DALI_PLUGIN=0"
     if not LIBRARY.is_file():
-        return f"{LIBRARY} is not built"
+        return f"{LIBRARY} is not built; {REBUILD_HINT}"
     try:
         plugin_manager.load_library(str(LIBRARY))
     except RuntimeError as exc:  # built against another DALI, or a broken build
@@ -41,8 +38,3 @@ def _load() -> str | None:
 PLUGIN_ERROR: str | None = _load()
 HAS_PLUGIN: bool = PLUGIN_ERROR is None
 
-
-def require_plugin() -> None:
-    """Raise ``RuntimeError`` (saying how to rebuild) unless the plugin is loaded."""
-    if not HAS_PLUGIN:
-        raise RuntimeError(f"cllstr's DALI plugin is not loaded ({PLUGIN_ERROR}); {REBUILD_HINT}")
