@@ -66,7 +66,7 @@ def test_report_layout_rows_columns_best_and_std(tmp_path: Path) -> None:
     md = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     table = table_lines(md, "word accuracy (%)")
     header = [c.strip() for c in table[0].strip("|").split("|")]
-    assert header == ["Training data", *SCRIPT_ORDER, "Avg"]
+    assert header == ["Training data", *SCRIPT_ORDER, "Avg", "Avg low-resource"]
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in table[2:]}
     assert list(rows) == ["Monolingual", "All", "All but LAT"]
     # mean ± std over seeds 21/22: ARA mono = 30 and 32
@@ -75,6 +75,12 @@ def test_report_layout_rows_columns_best_and_std(tmp_path: Path) -> None:
     assert rows["Monolingual"][6] == "**81.00 ± 1.41**"  # best LAT: joint loses there
     assert rows["All but LAT"][6] == "–"  # no LAT in that row
     assert all(cell != "–" for row in ("Monolingual", "All") for cell in rows[row])
+    # Avg is over the row's own languages; Avg low-resource over the six non-LAT languages in every row
+    low = [lang for lang in SCRIPT_ORDER if lang != "LAT"]
+    assert rows["Monolingual"][7] == f"{100 * (sum(MONO.values()) / 7 + 0.01):.2f} ± 1.41"
+    assert rows["Monolingual"][8] == f"{100 * (sum(MONO[x] for x in low) / 6 + 0.01):.2f} ± 1.41"
+    assert rows["All but LAT"][7] == rows["All but LAT"][8].strip("*")
+    assert rows["All"][8] == f"**{100 * (sum(MONO[x] for x in low) / 6 + 0.11):.2f} ± 1.41**"
     # CER: lower is better, so the best marks follow the same rows
     cer = table_lines(md, "CER (%)")
     cer_all = [c.strip() for c in cer[3].strip("|").split("|")]
@@ -93,6 +99,9 @@ def test_gains_and_findings(tmp_path: Path) -> None:
     assert g["All"]["langs"]["KOR"]["std"] == pytest.approx(0.0, abs=1e-9)
     assert g["All"]["langs"]["KOR"]["wins"] == 2
     assert g["All"]["langs"]["LAT"]["mean"] == pytest.approx(-0.04) and g["All"]["langs"]["LAT"]["wins"] == 0
+    assert g["All"]["langs"]["Avg"]["mean"] == pytest.approx((6 * 0.10 - 0.04) / 7)
+    assert g["All"]["langs"]["Avg low-resource"]["mean"] == pytest.approx(0.10)
+    assert g["All but LAT"]["langs"]["Avg low-resource"]["mean"] == pytest.approx(0.05)
     assert "LAT" not in g["All but LAT"]["langs"]
     dcer = summary["gains"]["SVTR-T"]["cer"]["All"]["langs"]["ARA"]
     assert dcer["mean"] == pytest.approx(-0.10) and dcer["wins"] == 2  # lower CER counts as a win
@@ -109,7 +118,7 @@ def test_csv_json_and_plots_written(tmp_path: Path) -> None:
     assert rows[0]["LAT_n"] == "3" and float(rows[0]["LAT_mean"]) == pytest.approx(100 * (0.80 + 0.02 / 3))
     assert "ARA" in rows[1]["best_in"].split(";") and rows[2]["LAT_mean"] == ""
     data = json.loads((tmp_path / "report" / "summary.json").read_text(encoding="utf-8"))
-    assert data["columns"] == [*SCRIPT_ORDER, "Avg"] and data["rows"] == ["Monolingual", "All", "All but LAT"]
+    assert data["columns"] == [*SCRIPT_ORDER, "Avg", "Avg low-resource"] and data["rows"] == ["Monolingual", "All", "All but LAT"]
     pngs = [Path(p) for p in summary["files"] if p.endswith(".png")]
     assert {p.name for p in pngs} == {f"{kind}_SVTR-T{suffix}.png" for kind in ("gain_heatmap", "bars")
                                       for suffix in ("", "_one_minus_ned", "_cer")}
@@ -124,7 +133,7 @@ def test_missing_runs_keep_rows_and_are_listed(tmp_path: Path) -> None:
     table = table_lines(md, "word accuracy (%)")
     assert [line.split("|")[1].strip() for line in table[2:]] == ["Monolingual", "All", "All but LAT"]
     mono = [c.strip() for c in table[2].strip("|").split("|")]
-    assert mono[SCRIPT_ORDER.index("KOR") + 1] == "–" and mono[-1] == "–"  # no Avg without every language
+    assert mono[SCRIPT_ORDER.index("KOR") + 1] == "–" and mono[-2:] == ["–", "–"]  # no Avg without every language
     assert "## Unfinished runs" in md and summary["runs"]["done"] == 7
 
 

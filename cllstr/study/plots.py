@@ -92,11 +92,11 @@ def plot_study(res: Any, built: Mapping[str, Any], out_dir: str | Path) -> list[
     The primary metric's files are ``gain_heatmap_<model>.png`` and ``bars_<model>.png``; every other metric of the
     report adds ``..._<metric>.png`` (at small scales word accuracy is often 0 everywhere and 1-NED tells more).
     """
-    from cllstr.study.report import AVG, METRIC_TITLES, _slug
+    from cllstr.study.report import METRIC_TITLES, _slug
     from cllstr.study.spec import LOWER_IS_BETTER
 
     out = Path(out_dir)
-    columns = [*built["columns"], AVG]
+    columns = built["all_columns"]
     files = []
     for model in res.models:
         for i, metric in enumerate(res.spec.report.metrics):

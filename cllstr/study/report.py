@@ -2,7 +2,8 @@
 
 Layout (one table per model and metric): rows are the training-data settings in the study's order, columns the
 seven languages in the paper's order (ARA BEN CHI HIN JPN KOR LAT) plus ``Avg`` (macro mean over the row's
-languages, per seed). Cells are ``mean ± std`` over seeds in percent (sample std; no ``±`` for one seed), ``–`` where
+languages, per seed) and, when the study names focus languages, ``Avg <focus label>`` (macro mean over the focus
+languages only, so that rows evaluated on different language sets, e.g. "All" and "All but LAT", compare). Cells are ``mean ± std`` over seeds in percent (sample std; no ``±`` for one seed), ``–`` where
 the row has no result; the best value of each column is bold (lowest for CER). Gain tables give, per language, the
 seed-paired difference to the row's baseline row (``Monolingual`` ...): positive is better for accuracy/1-NED,
 negative for CER (ΔCER).
@@ -128,33 +129,51 @@ def _row_seeds(res: StudyResults, model: str, row: str, metric: str) -> dict[int
     return out
 
 
-def _cell_stats(res: StudyResults, model: str, row: str, metric: str, columns: Sequence[str]) -> dict[str, Stat]:
+def _averages(res: StudyResults, columns: Sequence[str]) -> dict[str, list[str] | None]:
+    """Average columns: ``Avg`` (None: the row's own languages) and ``Avg <focus label>`` when the focus languages
+    are a proper subset of the columns."""
+    out: dict[str, list[str] | None] = {AVG: None}
+    focus = [lang for lang in columns if lang in res.spec.report.focus]
+    if focus and set(focus) != set(columns):
+        out[f"{AVG} {res.spec.report.focus_label}"] = focus
+    return out
+
+
+def _avg_langs(res: StudyResults, row: str, langs: Sequence[str] | None) -> list[str]:
+    """The languages one average column of ``row`` is taken over (empty: the row has none of them)."""
+    own = res.languages.get(row, [])
+    return list(own) if langs is None else [lang for lang in langs if lang in own]
+
+
+def _cell_stats(res: StudyResults, model: str, row: str, metric: str, columns: Sequence[str],
+                averages: Mapping[str, Sequence[str] | None]) -> dict[str, Stat]:
     per_seed = _row_seeds(res, model, row, metric)
     cells: dict[str, Stat] = {}
     for lang in columns:
         st = stat([v[lang] for v in per_seed.values() if lang in v])
         if st is not None:
             cells[lang] = st
-    want = res.languages.get(row, [])
-    avgs = [sum(v[lang] for lang in want) / len(want) for v in per_seed.values()
-            if want and all(lang in v for lang in want)]
-    st = stat(avgs)
-    if st is not None:
-        cells[AVG] = st
+    for name, langs in averages.items():
+        want = _avg_langs(res, row, langs)
+        st = stat([sum(v[lang] for lang in want) / len(want) for v in per_seed.values()
+                   if want and all(lang in v for lang in want)])
+        if st is not None:
+            cells[name] = st
     return cells
 
 
-def _gain_stats(res: StudyResults, model: str, row: str, base: str, metric: str,
-                columns: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Seed-paired gains of ``row`` over ``base`` per language (+ Avg over the common languages)."""
+def _gain_stats(res: StudyResults, model: str, row: str, base: str, metric: str, columns: Sequence[str],
+                averages: Mapping[str, Sequence[str] | None]) -> dict[str, dict[str, Any]]:
+    """Seed-paired gains of ``row`` over ``base`` per language (+ each average over the common languages)."""
     a, b = _row_seeds(res, model, row, metric), _row_seeds(res, model, base, metric)
     lower = metric in LOWER_IS_BETTER
     out: dict[str, dict[str, Any]] = {}
     common = [lang for lang in columns if lang in res.languages.get(row, []) and lang in res.languages.get(base, [])]
-    for lang in [*common, AVG]:
+    groups = {lang: [lang] for lang in common}
+    groups.update({name: [x for x in common if langs is None or x in langs] for name, langs in averages.items()})
+    for lang, langs in groups.items():
         diffs = []
         for seed in sorted(set(a) & set(b)):
-            langs = common if lang == AVG else [lang]
             if langs and all(x in a[seed] and x in b[seed] for x in langs):
                 diffs.append(sum(a[seed][x] - b[seed][x] for x in langs) / len(langs))
         st = stat(diffs)
@@ -176,21 +195,24 @@ def _best(cells: Mapping[str, Mapping[str, Stat]], metric: str) -> dict[str, lis
 
 
 def build_tables(res: StudyResults) -> dict[str, Any]:
-    """Every table of the report as plain data: ``{"columns", "tables": {model: {metric: {...}}}, "gains", ...}``."""
+    """Every table of the report as plain data: ``{"columns", "all_columns", "tables": {model: {metric: {...}}},
+    "gains"}`` (``all_columns``: the languages then the average columns)."""
     columns = _columns(res)
+    averages = _averages(res, columns)
     tables: dict[str, Any] = {}
     gains: dict[str, Any] = {}
     for model in res.models:
         for metric in res.spec.report.metrics:
-            cells = {row: _cell_stats(res, model, row, metric, columns) for row in res.rows}
+            cells = {row: _cell_stats(res, model, row, metric, columns, averages) for row in res.rows}
             tables.setdefault(model, {})[metric] = {"cells": cells, "best": _best(cells, metric)}
             g = {}
             for row in res.rows:
                 base = res.baselines.get(row)
                 if base and base != row:
-                    g[row] = {"baseline": base, "langs": _gain_stats(res, model, row, base, metric, columns)}
+                    g[row] = {"baseline": base,
+                              "langs": _gain_stats(res, model, row, base, metric, columns, averages)}
             gains.setdefault(model, {})[metric] = g
-    return {"columns": columns, "tables": tables, "gains": gains}
+    return {"columns": columns, "all_columns": [*columns, *averages], "tables": tables, "gains": gains}
 
 
 def _verdict(n: int, better: int, tied: int) -> str:
@@ -227,9 +249,8 @@ def _findings(res: StudyResults, built: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _md_table(title: str, columns: Sequence[str], rows: Sequence[str], cells: Mapping[str, Mapping[str, str]],
+def _md_table(title: str, cols: Sequence[str], rows: Sequence[str], cells: Mapping[str, Mapping[str, str]],
               bold: Mapping[str, Sequence[str]] | None = None) -> str:
-    cols = [*columns, AVG]
     out = [f"#### {title}", "", "| Training data | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for row in rows:
         vals = []
@@ -250,7 +271,7 @@ def write_report(study_dir: str | Path, out_dir: str | Path | None = None, plots
     out = Path(out_dir) if out_dir else Path(study_dir) / "report"
     (out / "tables").mkdir(parents=True, exist_ok=True)
     built = build_tables(res)
-    columns = built["columns"]
+    columns = built["all_columns"]
     md = [f"# Study {res.spec.name}", "", res.spec.description, ""]
     states = [r["state"] for r in res.runs]
     seconds = sum(r["seconds"] or 0.0 for r in res.runs)
@@ -261,7 +282,7 @@ def write_report(study_dir: str | Path, out_dir: str | Path | None = None, plots
     findings = _findings(res, built)
     if findings:
         md += ["## Findings", "", *[f"- {f}" for f in findings], ""]
-    summary: dict[str, Any] = {"study": res.spec.name, "columns": [*columns, AVG], "rows": res.rows,
+    summary: dict[str, Any] = {"study": res.spec.name, "columns": columns, "rows": res.rows,
                                "metrics": res.spec.report.metrics, "seeds": res.spec.seeds, "findings": findings,
                                "runs": {"total": len(states), "done": states.count("done"),
                                         "failed": states.count("failed"), "run_seconds": round(seconds, 2)},
@@ -307,9 +328,8 @@ def _slug(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in s)
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[str], cells: Mapping[str, Mapping[str, Stat]],
+def _write_csv(path: Path, cols: Sequence[str], rows: Sequence[str], cells: Mapping[str, Mapping[str, Stat]],
                best: Mapping[str, Sequence[str]]) -> None:
-    cols = [*columns, AVG]
     with atomic_open(path, "w") as f:
         w = csv.writer(f)
         w.writerow(["training_data", *[f"{c}_{k}" for c in cols for k in ("mean", "std", "n")], "best_in"])
