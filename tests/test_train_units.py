@@ -73,6 +73,19 @@ def test_config_yaml_toml_and_overrides(tmp_path: Path) -> None:
         apply_overrides(cfg, ["nosuch=1"])
 
 
+def test_overrides_reach_into_mapping_fields() -> None:
+    """``model_kwargs`` and ``data.caps`` are free-form mappings: any key may be set; dataclass keys stay checked."""
+    cfg = apply_overrides(TrainConfig(), ["model_kwargs.drop_path_rate=0", "data.caps.LAT=100", "data.caps.KOR=5"])
+    assert cfg.model_kwargs == {"drop_path_rate": 0} and cfg.data.caps == {"LAT": 100, "KOR": 5}
+    assert TrainConfig().model_kwargs == {}  # the default is not shared
+    with pytest.raises(KeyError, match="optim.nosuch"):
+        apply_overrides(cfg, ["optim.nosuch=1"])
+    with pytest.raises(KeyError, match="unknown config section 'nosuch'"):
+        apply_overrides(cfg, ["nosuch.x=1"])
+    with pytest.raises(KeyError, match="'data.root' is a value"):
+        apply_overrides(cfg, ["data.root.x=1"])
+
+
 def test_checkpoint_atomic_and_validated(tmp_path: Path) -> None:
     path = tmp_path / "ck" / "last.pt"
     save_checkpoint({"model_name": "crnn", "model": {"w": torch.ones(2)}, "charset": {"tokens": ["a"]}}, path)

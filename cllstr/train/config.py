@@ -205,21 +205,30 @@ def load_config(path: str | Path) -> TrainConfig:
 def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     """Return a copy of ``cfg`` with dotted ``key=value`` overrides applied (values parsed as YAML scalars).
 
-    Example: ``["optim.lr=5e-4", "data.caps={LAT: 1000}", "compile=true"]``.
+    Keys name dataclass fields; inside a mapping field (``model_kwargs``, ``data.caps``) any key may be set.
+    Example: ``["optim.lr=5e-4", "data.caps={LAT: 1000}", "model_kwargs.drop_path_rate=0", "compile=true"]``.
     """
     data = dataclasses.asdict(cfg)
+    hints = {tp: typing.get_type_hints(tp) for tp in (TrainConfig, DataConfig, OptimConfig)}
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} must look like key.sub=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
-        node = data
-        for p in parts[:-1]:
+        node, tp = data, TrainConfig  # tp: the dataclass ``node`` holds, None inside a free-form mapping
+        for i, p in enumerate(parts):
+            last = i == len(parts) - 1
+            if tp is not None and p not in node:
+                what = "key" if last else "section"
+                raise KeyError(f"override {item!r}: unknown config {what} {'.'.join(parts[:i + 1])!r}")
+            if last:
+                break
+            child_tp = hints[tp][p] if tp is not None else None
+            if tp is not None and typing.get_origin(child_tp) is not dict and not dataclasses.is_dataclass(child_tp):
+                raise KeyError(f"override {item!r}: {'.'.join(parts[:i + 1])!r} is a value, not a section")
             if not isinstance(node.get(p), dict):
-                raise KeyError(f"override {item!r}: unknown config section {p!r}")
-            node = node[p]
-        if parts[-1] not in node:
-            raise KeyError(f"override {item!r}: unknown config key {key.strip()!r}")
+                node[p] = {}
+            node, tp = node[p], (child_tp if dataclasses.is_dataclass(child_tp) else None)
         node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
     return config_from_dict(TrainConfig, data)
 
