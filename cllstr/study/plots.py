@@ -21,6 +21,11 @@ def _plt() -> Any:
     return plt
 
 
+def _tick(label: str) -> str:
+    """Axis tick text: long column names (``Avg low-resource``) wrap after the first word."""
+    return label.replace(" ", "\n", 1) if len(label) > 6 else label
+
+
 def gain_heatmap(gains: Mapping[str, Mapping[str, Any]], columns: list[str], title: str, path: Path,
                  lower_is_better: bool = False) -> Path:
     """Heatmap ``rows x columns`` of mean gains (points); green is better, annotated, ``–`` where missing.
@@ -47,7 +52,7 @@ def gain_heatmap(gains: Mapping[str, Mapping[str, Any]], columns: list[str], tit
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(columns), 1.2 + 0.5 * len(rows)))
     cmap = plt.get_cmap("RdYlGn_r" if lower_is_better else "RdYlGn").with_extremes(bad="#eeeeee")
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_xticks(range(len(columns)), columns)
+    ax.set_xticks(range(len(columns)), [_tick(c) for c in columns])
     ax.set_yticks(range(len(rows)), [f"{r} vs {gains[r]['baseline']}" for r in rows])
     for i in range(len(rows)):
         for j in range(len(columns)):
@@ -75,7 +80,7 @@ def language_bars(cells: Mapping[str, Mapping[str, Any]], columns: list[str], ti
         means = [100 * cells[row][c].mean if c in cells[row] else np.nan for c in columns]
         stds = [100 * cells[row][c].std if c in cells[row] else 0.0 for c in columns]
         ax.bar(x - 0.4 + width * (i + 0.5), means, width, yerr=stds, capsize=2, label=row)
-    ax.set_xticks(x, columns)
+    ax.set_xticks(x, [_tick(c) for c in columns])
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=max(1, len(rows) // 8 + 1), loc="upper left", bbox_to_anchor=(1.0, 1.0))
