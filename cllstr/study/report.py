@@ -3,9 +3,10 @@
 Layout (one table per model and metric): rows are the training-data settings in the study's order, columns the
 seven languages in the paper's order (ARA BEN CHI HIN JPN KOR LAT) plus ``Avg`` (macro mean over the row's
 languages, per seed) and, when the study names focus languages, ``Avg <focus label>`` (macro mean over the focus
-languages only, so that rows evaluated on different language sets, e.g. "All" and "All but LAT", compare). Cells are ``mean ± std`` over seeds in percent (sample std; no ``±`` for one seed), ``–`` where
-the row has no result; the best value of each column is bold (lowest for CER). Gain tables give, per language, the
-seed-paired difference to the row's baseline row (``Monolingual`` ...): positive is better for accuracy/1-NED,
+languages only, so that rows evaluated on different language sets, e.g. "All" and "All but LAT", compare). Cells
+are ``mean ± std`` over seeds in percent (sample std; no ``±`` for one seed), ``–`` where the row has no result;
+the best value of each column is bold (lowest for CER). Gain tables give, per language, the seed-paired difference
+to the row's baseline row (``Monolingual`` ...): positive is better for accuracy/1-NED,
 negative for CER (ΔCER).
 """
 

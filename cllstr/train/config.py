@@ -209,7 +209,6 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     Example: ``["optim.lr=5e-4", "data.caps={LAT: 1000}", "model_kwargs.drop_path_rate=0", "compile=true"]``.
     """
     data = dataclasses.asdict(cfg)
-    hints = {tp: typing.get_type_hints(tp) for tp in (TrainConfig, DataConfig, OptimConfig)}
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} must look like key.sub=value")
@@ -223,7 +222,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
                 raise KeyError(f"override {item!r}: unknown config {what} {'.'.join(parts[:i + 1])!r}")
             if last:
                 break
-            child_tp = hints[tp][p] if tp is not None else None
+            child_tp = typing.get_type_hints(tp)[p] if tp is not None else None
             if tp is not None and typing.get_origin(child_tp) is not dict and not dataclasses.is_dataclass(child_tp):
                 raise KeyError(f"override {item!r}: {'.'.join(parts[:i + 1])!r} is a value, not a section")
             if not isinstance(node.get(p), dict):
