@@ -2,9 +2,50 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 import pytest
+
+#: Set by ``conftest.py`` from ``--require-native`` / ``CLLSTR_REQUIRE_NATIVE=1``: a missing build fails, not skips.
+REQUIRE_NATIVE = False
 
 
 def devices() -> list:
     """Parametrisation over devices: CPU always, CUDA with the ``cuda`` marker (skipped without a GPU)."""
     return ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def missing(what: str) -> None:
+    """Skip because ``what`` is not built or installed on this machine; under ``--require-native`` fail instead."""
+    if REQUIRE_NATIVE:
+        pytest.fail(f"{what} (--require-native: `make build` should have provided it)", pytrace=False)
+    pytest.skip(what)
+
+
+def require_kernel(op: str, device: str) -> None:
+    """Skip (or fail, under ``--require-native``) unless ``torch.ops.cllstr.<op>`` has a native ``device`` kernel."""
+    from cllstr.ops import HAS_NATIVE, NATIVE_ERROR, has_kernel
+
+    if not HAS_NATIVE:
+        missing(f"native library not loaded: {NATIVE_ERROR}")
+    if not has_kernel(op, device):
+        missing(f"no native {device} kernel of cllstr::{op} in this build")
+
+
+def require_module(name: str) -> ModuleType:
+    """Import ``name`` at module level, or skip the module (fail it under ``--require-native``)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        if REQUIRE_NATIVE:
+            pytest.fail(f"{name} does not import ({e}); --require-native needs it", pytrace=False)
+        pytest.skip(f"{name} is not installed ({e})", allow_module_level=True)
+
+
+def require_dali_plugin() -> None:
+    """Skip (or fail, under ``--require-native``) unless cllstr's DALI plugin (``fn.cllstr.text_resize``) loaded."""
+    from cllstr.data.dali import plugin
+
+    if not plugin.HAS_PLUGIN:
+        missing(f"DALI plugin not loaded: {plugin.PLUGIN_ERROR}")

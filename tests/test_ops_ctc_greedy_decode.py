@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from cllstr.ops import HAS_NATIVE, NativeUnavailableError, ctc_greedy_decode, has_kernel, reference_ctc_greedy_decode
-from tests.common import devices
+from cllstr.ops import NativeUnavailableError, ctc_greedy_decode, has_kernel, reference_ctc_greedy_decode
+from tests.common import devices, require_kernel
 
-native_cpu = pytest.mark.skipif(not HAS_NATIVE, reason="native library not built")
+NATIVE_OP = torch.ops.cllstr.ctc_greedy_decode.default if hasattr(torch.ops.cllstr, "ctc_greedy_decode") else None
+
+
+@pytest.fixture
+def native_cpu() -> None:
+    """The test needs the native CPU kernel: skip without it, fail under ``--require-native``."""
+    require_kernel("ctc_greedy_decode", "cpu")
+
+
+class _OpLog(TorchDispatchMode):
+    """Records every operator that reaches the dispatcher (what ran, not what was asked for)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+def run_native(device: str, *args, **kwargs) -> tuple:
+    """``ctc_greedy_decode(*args, backend="native")``, asserting the native ``device`` kernel is what ran: the kernel
+    is registered for the device, the call dispatched ``cllstr::ctc_greedy_decode`` and no aten op of the reference."""
+    require_kernel("ctc_greedy_decode", device)
+    assert has_kernel("ctc_greedy_decode", device)
+    with _OpLog() as log:
+        out = ctc_greedy_decode(*args, backend="native", **kwargs)
+    assert log.ops == [NATIVE_OP], f"expected only the native op to run, got {log.ops}"
+    return out
 
 
 @dataclass
@@ -33,6 +64,29 @@ def _peaked(B: int, T: int, C: int, gen: torch.Generator, blank_rate: float = 0.
     return x
 
 
+def _ties() -> torch.Tensor:
+    """Equal maxima: all-zero rows (blank wins), two equal non-blank maxima, a tie that straddles a 64-wide chunk."""
+    x = torch.zeros(3, 4, 130)
+    x[1, :, 3] = x[1, :, 5] = 1.0
+    x[1, 2, 0] = 1.0
+    x[2, :, 70] = x[2, :, 100] = 2.0
+    x[2, 1, 63] = x[2, 1, 64] = 3.0
+    return x
+
+
+def _with_specials(x: torch.Tensor, value: float) -> torch.Tensor:
+    """``value`` (NaN / +inf / -inf) in some entries: one whole row, a single entry per row, the blank, two in a
+    row (first index must win) and past the valid length (must not count)."""
+    x = x.clone()
+    x[0, 2, :] = value
+    x[1, :, 4] = value
+    x[2, 1, 0] = value
+    x[2, 3, 7] = x[2, 3, 9] = value
+    x[3, 5, 1] = value
+    x[5, 8, 2] = value
+    return x
+
+
 def sample_inputs(device: str) -> list[Case]:
     """Odd sizes, empty batch, T=1, all-blank, lengths < T, max length, non-contiguous, other blank, log-probs."""
     g = torch.Generator().manual_seed(0)
@@ -48,7 +102,14 @@ def sample_inputs(device: str) -> list[Case]:
         Case("log_probs", _peaked(5, 12, 31, g).log_softmax(-1), torch.tensor([12, 3, 0, 7, 12]), log_probs=True),
         Case("non_contiguous", _peaked(10, 8, 19, g).transpose(0, 1), torch.full((8,), 10)),
         Case("sliced", _peaked(4, 9, 40, g)[:, :, ::2], torch.full((4,), 9)),
-        Case("ties", torch.zeros(2, 4, 6), torch.tensor([4, 2])),
+        Case("ties", _ties(), torch.tensor([4, 2, 4])),
+        Case("nan", _with_specials(_peaked(6, 9, 13, g), float("nan")), torch.tensor([9, 9, 4, 0, 9, 7])),
+        Case("pos_inf", _with_specials(_peaked(6, 9, 13, g), float("inf")), torch.tensor([9, 9, 4, 0, 9, 7])),
+        Case("neg_inf", _with_specials(_peaked(6, 9, 13, g), float("-inf")), torch.tensor([9, 9, 4, 0, 9, 7])),
+        Case("neg_inf_log_probs", _with_specials(_peaked(6, 9, 13, g).log_softmax(-1), float("-inf")),
+             torch.tensor([9, 9, 4, 0, 9, 7]), log_probs=True),
+        Case("nan_log_probs", _with_specials(_peaked(6, 9, 13, g).log_softmax(-1), float("nan")),
+             torch.tensor([9, 9, 4, 0, 9, 7]), log_probs=True),
     ]
     all_blank = torch.full((3, 7, 12), -5.0)
     all_blank[..., 0] = 5.0
@@ -68,14 +129,20 @@ def _check_against_reference(case: Case, out: tuple, dtype_tol: float = 1e-4) ->
     assert tokens.shape == case.logits.shape[:2] and lengths.shape == case.logits.shape[:1]
     torch.testing.assert_close(tokens.cpu(), r_tokens.cpu())
     torch.testing.assert_close(lengths.cpu(), r_lengths.cpu())
-    torch.testing.assert_close(conf.cpu(), r_conf.cpu(), rtol=dtype_tol, atol=1e-6)
+    torch.testing.assert_close(conf.cpu(), r_conf.cpu(), rtol=dtype_tol, atol=1e-6, equal_nan=True)
+
+
+def _first_argmax(row: list[float]) -> int:
+    """Arg-max in plain Python: the first NaN if any (as torch.max), else the first maximum."""
+    nan = [i for i, v in enumerate(row) if math.isnan(v)]
+    return nan[0] if nan else max(range(len(row)), key=row.__getitem__)
 
 
 def _python_loop_decode(logits: torch.Tensor, lengths: torch.Tensor, blank: int) -> list[list[int]]:
     """Independent per-sample loop, as typical STR code decodes."""
     out = []
     for b in range(logits.shape[0]):
-        ids = logits[b, : int(lengths[b])].float().argmax(-1).tolist()
+        ids = [_first_argmax(row) for row in logits[b, : int(lengths[b])].float().tolist()]
         seq, prev = [], None
         for k in ids:
             if k != blank and k != prev:
@@ -88,8 +155,6 @@ def _python_loop_decode(logits: torch.Tensor, lengths: torch.Tensor, blank: int)
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_reference_matches_python_loop(name: str) -> None:
     case = next(c for c in sample_inputs("cpu") if c.name == name)
-    if name == "ties":
-        pytest.skip("argmax tie-breaking is covered by test_ties_pick_first_index")
     tokens, lengths, conf = reference_ctc_greedy_decode(case.logits, case.lengths, case.blank, case.log_probs)
     expect = _python_loop_decode(case.logits, case.lengths, case.blank)
     assert [tokens[b, : int(lengths[b])].tolist() for b in range(len(expect))] == expect
@@ -99,16 +164,14 @@ def test_reference_matches_python_loop(name: str) -> None:
         pmax = probs.max(-1).values
         mask = torch.arange(case.logits.shape[1])[None] < case.lengths[:, None]
         expected_conf = torch.where(mask, pmax, torch.ones_like(pmax)).prod(-1)
-        torch.testing.assert_close(conf, expected_conf, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(conf, expected_conf, rtol=1e-4, atol=1e-6, equal_nan=True)
 
 
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_native_matches_reference(device: str, name: str) -> None:
-    if not has_kernel("ctc_greedy_decode", device):
-        pytest.skip(f"no native {device} kernel in this build")
     case = next(c for c in sample_inputs(device) if c.name == name)
-    out = ctc_greedy_decode(case.logits, case.lengths, case.blank, case.log_probs, backend="native")
+    out = run_native(device, case.logits, case.lengths, case.blank, case.log_probs)
     _check_against_reference(case, out)
 
 
@@ -119,8 +182,12 @@ def test_low_precision(device: str, dtype: torch.dtype) -> None:
     logits = _peaked(9, 17, 101, g).to(device=device, dtype=dtype)
     lengths = torch.randint(0, 18, (9,), generator=g).to(device)
     case = Case("lp", logits, lengths)
-    out = ctc_greedy_decode(logits, lengths)
+    out = run_native(device, logits, lengths)
     _check_against_reference(case, out, dtype_tol=1e-3)
+    # Error against an fp32 reference at most 2x that of the same-precision PyTorch path (house style).
+    fp32_conf = reference_ctc_greedy_decode(logits.float(), lengths)[2]
+    ref_err = (reference_ctc_greedy_decode(logits, lengths)[2] - fp32_conf).abs().max()
+    assert (out[2].cpu() - fp32_conf.cpu()).abs().max() <= 2 * ref_err.cpu() + 1e-6
 
 
 def test_ties_pick_first_index() -> None:
@@ -128,9 +195,10 @@ def test_ties_pick_first_index() -> None:
     logits[0, :, 2] = 1.0
     logits[0, :, 4] = 1.0
     logits[0, 1, 0] = 2.0
-    for backend in ("reference", "auto"):
-        tokens, lengths, _ = ctc_greedy_decode(logits, backend=backend)
-        assert tokens[0, : int(lengths[0])].tolist() == [2, 2]
+    tokens, lengths, _ = ctc_greedy_decode(logits, backend="reference")
+    assert tokens[0, : int(lengths[0])].tolist() == [2, 2]
+    tokens, lengths, _ = run_native("cpu", logits, torch.tensor([3]))
+    assert tokens[0, : int(lengths[0])].tolist() == [2, 2]
 
 
 def test_lengths_default_to_T() -> None:
@@ -141,7 +209,7 @@ def test_lengths_default_to_T() -> None:
         torch.testing.assert_close(u, v)
 
 
-@pytest.mark.parametrize("backend", ["reference", pytest.param("native", marks=native_cpu)])
+@pytest.mark.parametrize("backend", ["reference", "native"])
 @pytest.mark.parametrize(
     ("logits", "lengths", "blank", "exc", "match"),
     [
@@ -160,6 +228,8 @@ def test_lengths_default_to_T() -> None:
     ],
 )
 def test_bad_input_raises_clear_error(logits, lengths, blank, exc, match, backend: str) -> None:
+    if backend == "native":
+        require_kernel("ctc_greedy_decode", "cpu")
     with pytest.raises(exc, match=match):
         ctc_greedy_decode(logits, lengths, blank, backend=backend)
 
@@ -178,7 +248,7 @@ def test_native_request_without_kernel_explains_rebuild(monkeypatch: pytest.Monk
         ctc_greedy_decode(torch.randn(1, 2, 3), backend="native")
 
 
-@native_cpu
+@pytest.mark.usefixtures("native_cpu")
 @pytest.mark.parametrize("name", ["odd", "empty_batch", "T1", "log_probs", "non_contiguous", "all_blank"])
 def test_opcheck(name: str) -> None:
     case = next(c for c in sample_inputs("cpu") if c.name == name)
@@ -187,7 +257,7 @@ def test_opcheck(name: str) -> None:
     )
 
 
-@native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_torch_compile_traces_through_fake_kernel() -> None:
     x = _peaked(4, 6, 9, torch.Generator().manual_seed(5))
     lengths = torch.tensor([6, 5, 0, 2])
@@ -197,15 +267,15 @@ def test_torch_compile_traces_through_fake_kernel() -> None:
         torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-6)
 
 
-@native_cpu
+@pytest.mark.usefixtures("native_cpu")
 def test_thread_count_does_not_change_result() -> None:
     case = sample_inputs("cpu")[0]
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        a = ctc_greedy_decode(case.logits, case.lengths, backend="native")
+        a = run_native("cpu", case.logits, case.lengths)
         torch.set_num_threads(max(2, before))
-        b = ctc_greedy_decode(case.logits, case.lengths, backend="native")
+        b = run_native("cpu", case.logits, case.lengths)
     finally:
         torch.set_num_threads(before)
     for u, v in zip(a, b, strict=False):
