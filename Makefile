@@ -18,7 +18,7 @@ DEMO_DIR ?= demo
 DEMO_SCALE ?= 0.02
 DEMO_ITERS ?= 300
 
-.PHONY: help fonts venv build test pytest ctest demo bench lint clean
+.PHONY: help fonts venv build test pytest ctest coverage demo bench lint clean
 
 help:
 	@echo "make demo | make test | make build | make bench | make lint | make clean"
@@ -67,7 +67,12 @@ ctest: cmake-build/CMakeCache.txt
 
 test: build
 	$(MAKE) --no-print-directory ctest
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --require-native tests
+
+# Line and branch coverage of the cllstr package over the whole suite (no gate); the HTML report in htmlcov/.
+coverage: build
+	$(PY) -m pytest -q --require-native --cov=cllstr --cov-branch --cov-report=term-missing:skip-covered \
+		--cov-report=html tests
 
 demo: fonts build
 	$(VENV)/bin/cllstr demo --out $(DEMO_DIR) --scale $(DEMO_SCALE) --iters $(DEMO_ITERS)

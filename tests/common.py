@@ -20,7 +20,7 @@ def missing(what: str) -> None:
     """Skip because ``what`` is not built or installed on this machine; under ``--require-native`` fail instead."""
     if REQUIRE_NATIVE:
         pytest.fail(f"{what} (--require-native: `make build` should have provided it)", pytrace=False)
-    pytest.skip(what)
+    pytest.skip(what, allow_module_level=True)
 
 
 def require_kernel(op: str, device: str) -> None:

@@ -10,10 +10,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-pytest.importorskip("nvidia.dali")
+from tests.common import require_dali_plugin, require_module
+
+require_module("nvidia.dali")
 
 from cllstr.data import loaders  # noqa: E402
-from cllstr.data.dali import HAS_DALI, AugmentConfig, DaliLoader, build_dali_loader  # noqa: E402
+from cllstr.data.dali import AugmentConfig, DaliLoader, build_dali_loader, plugin  # noqa: E402
 from cllstr.data.lmdb_store import LmdbWriter  # noqa: E402
 from cllstr.data.loader import build_dataloader  # noqa: E402
 
@@ -85,8 +87,18 @@ def _all_images(loader) -> torch.Tensor:
     return torch.cat([b.images.cpu() for b in loader])
 
 
-def test_has_dali():
-    assert HAS_DALI
+@pytest.mark.parametrize("use_plugin", [True, False])
+def test_cpu_loader_runs_the_plugin_operator(lmdb_path, monkeypatch, use_plugin):
+    """The CPU pipeline that ran holds ``fn.cllstr.text_resize`` exactly when the plugin is loaded."""
+    require_dali_plugin()
+    if not use_plugin:
+        monkeypatch.setattr(plugin, "HAS_PLUGIN", False)
+    loader = build_dali_loader(lmdb_path, batch_size=16, device="cpu", shuffle=False)
+    assert len(next(iter(loader))) == 16
+    graph = loader._iterator._pipes[0].serialize()
+    assert (b"cllstr__TextResize" in graph) is use_plugin
+    assert (b"__Resize_" in graph) is not use_plugin  # DALI's own fn.resize only without the plugin
+    loader.close()
 
 
 @pytest.mark.parametrize("keep_ratio", [False, True])

@@ -7,12 +7,13 @@ import io
 import math
 
 import numpy as np
-import PIL
 import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("nvidia.dali")
+from tests.common import require_dali_plugin, require_module
+
+require_module("nvidia.dali")
 
 from nvidia.dali import fn, pipeline_def, types  # noqa: E402
 
@@ -21,7 +22,7 @@ from cllstr.data.lmdb_store import LmdbWriter  # noqa: E402
 from cllstr.data.loader import build_dataloader  # noqa: E402
 from cllstr.data.transforms import resize_fixed, resize_keep_ratio  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not plugin.HAS_PLUGIN, reason=f"DALI plugin not loaded: {plugin.PLUGIN_ERROR}")
+require_dali_plugin()
 
 FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -29,10 +30,8 @@ FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
-# Pillow 13 orders the two passes by how much each axis shrinks; the plugin follows it, older Pillows differ by a
-# few levels on images whose height shrinks much more than their width.
-PILLOW_13 = int(PIL.__version__.split(".")[0]) >= 13
-exact_pillow = pytest.mark.skipif(not PILLOW_13, reason=f"parity is with Pillow >= 13 (have {PIL.__version__})")
+# Pillow 13 orders the two passes by how much each axis shrinks; the plugin follows it (older Pillows differ by a few
+# levels on images whose height shrinks much more than their width, which is why pyproject.toml needs pillow>=13).
 
 ROI = ("roi_y", "roi_x", "roi_h", "roi_w")
 
@@ -84,7 +83,6 @@ def _assert_equal(got: list[np.ndarray], want: list[np.ndarray], what: list) -> 
 ODD_SIZES = [(1, 1), (1, 9), (9, 1), (1, 600), (600, 1), (2, 3), (32, 100), (31, 99), (64, 512), (17, 5), (7, 700)]
 
 
-@exact_pillow
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("interp", list(FILTERS))
 @pytest.mark.parametrize("size", [(32, 100), (1, 1), (1, 40), (40, 1), (64, 300)])
@@ -94,7 +92,6 @@ def test_matches_pillow_on_odd_sizes(interp, channels, size):
     _assert_equal(_run(images, size, interp=interp), [_pillow(a, size, interp) for a in images], ODD_SIZES)
 
 
-@exact_pillow
 @pytest.mark.parametrize("interp", list(FILTERS))
 def test_matches_pillow_for_every_width(interp):
     """Widths 1..600 (down- and upscaling along x) at random heights 1..70, grey, to 32x100."""
@@ -104,7 +101,6 @@ def test_matches_pillow_for_every_width(interp):
     _assert_equal(_run(images, (32, 100), interp=interp), want, [a.shape for a in images])
 
 
-@exact_pillow
 @pytest.mark.parametrize("interp", list(FILTERS))
 def test_matches_pillow_on_extreme_downscales(interp):
     """Thousands of taps per output pixel (the SIMD kernel's split sums wrap around int32 and must still be exact)."""
@@ -135,7 +131,6 @@ def _regions(rng: np.random.Generator, images: list[np.ndarray]) -> list[tuple[f
     return regions
 
 
-@exact_pillow
 @pytest.mark.parametrize("keep_ratio", [False, True])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("interp", list(FILTERS))
@@ -149,7 +144,6 @@ def test_regions_match_pillow_box(interp, channels, keep_ratio):
     _assert_equal(got, want, regions)
 
 
-@exact_pillow
 def test_constant_region_arguments():
     rng = np.random.default_rng(3)
     images = [_noise(rng, 40, 200, 1), _noise(rng, 21, 60, 3)]
@@ -157,7 +151,6 @@ def test_constant_region_arguments():
     _assert_equal(got, [_pillow(a, (16, 50), "bicubic", (2.5, 3.25, 17.0, 40.5)) for a in images], [0, 1])
 
 
-@exact_pillow
 @pytest.mark.parametrize("interp", list(FILTERS))
 def test_keep_ratio_and_fixed_match_the_torch_path(interp):
     """The torch loader's resize_keep_ratio / resize_fixed (Pillow + edge padding) on whole images."""
@@ -173,7 +166,6 @@ def test_keep_ratio_and_fixed_match_the_torch_path(interp):
         assert (out[:, new_w:] == out[:, new_w - 1 : new_w]).all()
 
 
-@exact_pillow
 def test_region_overshoot_from_float_rounding_is_clamped():
     img = _noise(np.random.default_rng(5), 30, 90, 1)
     got = _run([img], (32, 100), roi_y=[0.5], roi_x=[10.0], roi_h=[29.505], roi_w=[80.004])
@@ -195,7 +187,6 @@ def _ops_pipeline(images: list[np.ndarray], keep_ratio: bool):
     return [np.asarray(out[i]) for i in range(len(images))]
 
 
-@exact_pillow
 @pytest.mark.parametrize("keep_ratio", [False, True])
 def test_ops_resize_uses_the_plugin_on_cpu(monkeypatch, keep_ratio):
     """On the CPU ops.resize is Pillow bit for bit (the plugin); with the plugin disabled it is DALI's resize."""
@@ -208,7 +199,6 @@ def test_ops_resize_uses_the_plugin_on_cpu(monkeypatch, keep_ratio):
     assert not all(np.array_equal(g, w) for g, w in zip(fallback, want, strict=True))
 
 
-@exact_pillow
 @pytest.mark.parametrize("keep_ratio", [False, True])
 def test_cpu_loader_equals_torch_loader_on_lossless_images(tmp_path, keep_ratio):
     """Grey PNGs decode identically in DALI and Pillow, so the CPU loader's batches equal the torch loader's."""
