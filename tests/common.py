@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import shutil
+import subprocess
 from types import ModuleType
 
 import pytest
@@ -49,3 +52,19 @@ def require_dali_plugin() -> None:
 
     if not plugin.HAS_PLUGIN:
         missing(f"DALI plugin not loaded: {plugin.PLUGIN_ERROR}")
+
+
+@functools.cache
+def font_installed(family: str) -> bool:
+    """Whether fontconfig lists ``family`` (asked with ``fc-list`` directly, not through the code under test)."""
+    exe = shutil.which("fc-list")
+    if exe is None:
+        return False
+    out = subprocess.run([exe, ":", "family"], capture_output=True, text=True, timeout=60, check=False).stdout
+    return any(family in [f.strip() for f in line.split(",")] for line in out.splitlines())
+
+
+def require_font(family: str) -> None:
+    """Skip (or fail, under ``--require-native``) unless the machine has the font ``family`` (``make fonts``)."""
+    if not font_installed(family):
+        missing(f"font {family!r} is not installed (`make fonts` installs fonts-noto-core fonts-noto-cjk)")

@@ -103,13 +103,17 @@ def test_normalize_matches_formula_for_every_value():
 def test_parallel_for_covers_every_index_and_reraises():
     seen = np.zeros(50, dtype=np.int64)
     names = set()
+    together = threading.Barrier(3, timeout=10)
 
     def mark(k):
+        if k < 3:
+            together.wait()  # passes only when three calls run at the same time, i.e. on three threads
         seen[k] += 1
         names.add(threading.current_thread().name)
 
     parallel_for(mark, 50, 3)
-    assert (seen == 1).all() and len(names) >= 1
+    assert (seen == 1).all() and len(names) == 3
+    assert threading.current_thread().name in names  # the calling thread is one of the three
 
     def boom(k):
         if k == 7:

@@ -6,12 +6,13 @@ import pytest
 
 from cllstr.scripts import get_script
 from cllstr.synth.fonts import FontNotFoundError, find_fonts, fontconfig_faces, missing_glyphs
+from tests.common import require_font
 
 
 def _cjk_faces():
+    require_font("Noto Sans CJK JP")
     faces = fontconfig_faces("Noto Sans CJK JP")
-    if not faces:
-        pytest.skip("fonts-noto-cjk is not installed (no 'Noto Sans CJK JP' in fontconfig)")
+    assert faces, "fc-list lists 'Noto Sans CJK JP' but fontconfig_faces finds none"
     return faces
 
 
@@ -44,9 +45,9 @@ def test_font_dir_picks_the_face_index_of_the_script_region(tmp_path):
 
 
 def test_font_dir_without_coverage_is_an_error(tmp_path):
+    require_font("Noto Sans")
     latin = fontconfig_faces("Noto Sans")
-    if not latin:
-        pytest.skip("fonts-noto-core is not installed")
+    assert latin, "fc-list lists 'Noto Sans' but fontconfig_faces finds none"
     (tmp_path / "latin.ttf").symlink_to(latin[0].path)
     with pytest.raises(FontNotFoundError, match="covers"):
         find_fonts(get_script("KOR"), tmp_path, probe="한국어텍스트")

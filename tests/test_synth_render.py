@@ -9,15 +9,15 @@ from PIL import Image, ImageDraw
 from cllstr.scripts import SCRIPT_ORDER, get_script
 from cllstr.synth import fonts as fonts_mod
 from cllstr.synth.appearance import encode_image
-from cllstr.synth.fonts import FontNotFoundError, find_fonts, load_font, missing_glyphs
+from cllstr.synth.fonts import find_fonts, load_font, missing_glyphs
 from cllstr.synth.render import NoCoverableWordError, Renderer, text_mask
+from tests.common import require_font
 
 
 def _face(script: str):
-    try:
-        return find_fonts(get_script(script))[0]
-    except FontNotFoundError as e:
-        pytest.skip(f"no font for {script}: {e}")
+    """The first face of ``script``: a machine without its default font skips; find_fonts failing then fails."""
+    require_font(get_script(script).fonts[0])
+    return find_fonts(get_script(script))[0]
 
 
 def _canvas(text: str, face, size: int = 48) -> np.ndarray:
