@@ -68,3 +68,15 @@ def require_font(family: str) -> None:
     """Skip (or fail, under ``--require-native``) unless the machine has the font ``family`` (``make fonts``)."""
     if not font_installed(family):
         missing(f"font {family!r} is not installed (`make fonts` installs fonts-noto-core fonts-noto-cjk)")
+
+
+def fuzz_settings(max_examples: int, **kwargs):
+    """Hypothesis settings of the fuzz suite: no deadline (2 shared cores), ``max_examples`` scaled by the environment
+    variable ``CLLSTR_FUZZ_SCALE`` (e.g. 20 for a long local hunt; the default keeps the suite under two minutes)."""
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    scale = float(os.environ.get("CLLSTR_FUZZ_SCALE", "1"))
+    return settings(max_examples=max(1, round(max_examples * scale)), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], **kwargs)

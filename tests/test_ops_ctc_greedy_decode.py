@@ -74,6 +74,16 @@ def _ties() -> torch.Tensor:
     return x
 
 
+def _large_scores() -> torch.Tensor:
+    """Two equal maxima of 1e30 (probability 0.5 each), and 1e8 against 1e8 - 8: ``max - logsumexp`` cancels to 0."""
+    x = torch.zeros(3, 5, 6)
+    x[0, :, 1] = x[0, :, 2] = 1e30
+    x[1, :, 3] = 1e8
+    x[1, :, 4] = 1e8 - 8
+    x[2, :, 5] = -1e30
+    return x
+
+
 def _with_specials(x: torch.Tensor, value: float) -> torch.Tensor:
     """``value`` (NaN / +inf / -inf) in some entries: one whole row, a single entry per row, the blank, two in a
     row (first index must win) and past the valid length (must not count)."""
@@ -103,6 +113,7 @@ def sample_inputs(device: str) -> list[Case]:
         Case("non_contiguous", _peaked(10, 8, 19, g).transpose(0, 1), torch.full((8,), 10)),
         Case("sliced", _peaked(4, 9, 40, g)[:, :, ::2], torch.full((4,), 9)),
         Case("ties", _ties(), torch.tensor([4, 2, 4])),
+        Case("large_scores", _large_scores(), torch.tensor([5, 3, 0])),
         Case("nan", _with_specials(_peaked(6, 9, 13, g), float("nan")), torch.tensor([9, 9, 4, 0, 9, 7])),
         Case("pos_inf", _with_specials(_peaked(6, 9, 13, g), float("inf")), torch.tensor([9, 9, 4, 0, 9, 7])),
         Case("neg_inf", _with_specials(_peaked(6, 9, 13, g), float("-inf")), torch.tensor([9, 9, 4, 0, 9, 7])),

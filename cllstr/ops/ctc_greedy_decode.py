@@ -37,7 +37,8 @@ def reference_ctc_greedy_decode(
         empty = torch.zeros(B, dtype=torch.long, device=x.device)
         return torch.full((B, T), blank, dtype=torch.long, device=x.device), empty, torch.ones(B, device=x.device)
     maxv, best = x.max(dim=-1)  # first index on ties, NaN wins: the semantics the kernels follow
-    logp = maxv if log_probs else maxv - torch.logsumexp(x, dim=-1)
+    # log max-probability as -log(sum(exp(x - max))): maxv - logsumexp(x) cancels to 0 for scores of magnitude ~1e8+
+    logp = maxv if log_probs else -torch.log(torch.exp(x - maxv[..., None]).sum(dim=-1))
     if not log_probs:
         logp = torch.where(torch.isinf(maxv), torch.full_like(logp, float("nan")), logp)
     valid = torch.arange(T, device=x.device)[None, :] < lengths[:, None]
