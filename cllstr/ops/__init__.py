@@ -5,13 +5,16 @@ implementation.
 """
 
 from cllstr.ops._native import HAS_NATIVE, NATIVE_ERROR, NativeUnavailableError, has_kernel
+from cllstr.ops.ctc_beam_search import ctc_beam_search, reference_ctc_beam_search
 from cllstr.ops.ctc_greedy_decode import ctc_greedy_decode, reference_ctc_greedy_decode
 
 __all__ = [
     "HAS_NATIVE",
     "NATIVE_ERROR",
     "NativeUnavailableError",
+    "ctc_beam_search",
     "ctc_greedy_decode",
     "has_kernel",
+    "reference_ctc_beam_search",
     "reference_ctc_greedy_decode",
 ]

@@ -1,0 +1,283 @@
+#pragma once
+// One step of CTC prefix beam search in log space, shared by the CPU kernel and the bookkeeping thread of the CUDA
+// kernel (plain arrays, no allocation, __host__ __device__).
+//
+// A beam is a prefix of the canonical prefix tree (one node per distinct labelling, so identical prefixes are one
+// entry and merge) with pb / pnb, the log-probabilities of its alignments ending in a blank / in its last character.
+// From a beam with last character l, one step with log-probabilities lp gives:
+//   stay (same prefix):   pb' = logadd(pb, pnb) + lp[blank];  pnb' = pnb + lp[l]  (repeats collapse)
+//   extend by c != blank: pnb' = (c == l ? pb : logadd(pb, pnb)) + lp[c]   (doubled letters need a blank between)
+// and an extension that equals a prefix already in the beam is added to that prefix's stay instead. Candidates
+// are ranked by logadd(pb', pnb') plus the lexicon penalty and the K best are kept.
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define CLLSTR_HD __host__ __device__
+#else
+#define CLLSTR_HD
+#endif
+
+namespace cllstr {
+namespace ops {
+namespace beam {
+
+CLLSTR_HD inline double log_add(double a, double b) {
+  if (a < b) {
+    const double t = a;
+    a = b;
+    b = t;
+  }
+  if (!(b > -INFINITY)) return a;
+  return a + ::log1p(::exp(b - a));
+}
+
+// A character trie in CSR form: node n's edges are offsets[n]..offsets[n+1] of tokens (ascending) and children.
+struct Trie {
+  const int64_t* offsets = nullptr;
+  const int64_t* tokens = nullptr;
+  const int64_t* children = nullptr;
+  const bool* is_word = nullptr;
+  bool enabled = false;
+  double oov = 0.0;
+
+  // Child of `node` by class `c`, or -1.
+  CLLSTR_HD int32_t child(int32_t node, int64_t c) const {
+    int64_t lo = offsets[node], hi = offsets[node + 1];
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (tokens[mid] < c) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return (lo < offsets[node + 1] && tokens[lo] == c) ? static_cast<int32_t>(children[lo]) : -1;
+  }
+  // Penalty carried by a prefix at trie node `tnode` during the search (-1: it has left the trie).
+  CLLSTR_HD double running_penalty(int32_t tnode) const { return (enabled && tnode < 0) ? oov : 0.0; }
+  // Penalty of a finished labelling: also an in-trie prefix that is not a word (the empty labelling never pays).
+  CLLSTR_HD double final_penalty(int32_t tnode, int32_t length) const {
+    if (!enabled || length == 0) return 0.0;
+    return (tnode < 0 || !is_word[tnode]) ? oov : 0.0;
+  }
+};
+
+// Canonical prefix tree, capacity 1 + K*T nodes (each step adds at most K); node 0 is the empty prefix.
+struct PrefixTree {
+  int32_t* parent;
+  int32_t* token;
+  int32_t* length;
+  int32_t* trie_node;
+  int32_t* first_child;
+  int32_t* next_sibling;
+  int32_t size;
+
+  CLLSTR_HD void reset() {
+    size = 1;
+    parent[0] = -1;
+    token[0] = -1;
+    length[0] = 0;
+    trie_node[0] = 0;
+    first_child[0] = -1;
+    next_sibling[0] = -1;
+  }
+  CLLSTR_HD int32_t last(int32_t node) const { return length[node] > 0 ? token[node] : -1; }
+  // The node of prefix(p) + c, created on first use.
+  CLLSTR_HD int32_t extend(int32_t p, int32_t c, int32_t tnode) {
+    for (int32_t k = first_child[p]; k >= 0; k = next_sibling[k]) {
+      if (token[k] == c) return k;
+    }
+    const int32_t k = size++;
+    parent[k] = p;
+    token[k] = c;
+    length[k] = length[p] + 1;
+    trie_node[k] = tnode;
+    first_child[k] = -1;
+    next_sibling[k] = first_child[p];
+    first_child[p] = k;
+    return k;
+  }
+};
+
+struct Beam {
+  int32_t prefix;
+  double pb, pnb;
+};
+
+struct Cand {
+  double score, pb, pnb;
+  int32_t src;    // index of the beam it comes from
+  int32_t token;  // -1: the beam itself (stay), else the appended class
+  int32_t tnode;
+};
+
+// Strict order of candidates, best first: higher score, then lower (src, token) so that every backend agrees.
+CLLSTR_HD inline bool better(const Cand& a, const Cand& b) {
+  if (a.score != b.score) return a.score > b.score;
+  if (a.src != b.src) return a.src < b.src;
+  return a.token < b.token;
+}
+
+// Bounded selection of the K best candidates: a binary min-heap on `better` (worst at the root).
+struct TopK {
+  Cand* heap;
+  int32_t capacity;
+  int32_t n;
+
+  CLLSTR_HD bool full() const { return n == capacity; }
+  CLLSTR_HD const Cand& worst() const { return heap[0]; }
+  CLLSTR_HD void sift_down(int32_t i) {
+    for (;;) {
+      const int32_t l = 2 * i + 1, r = l + 1;
+      int32_t w = i;
+      if (l < n && better(heap[w], heap[l])) w = l;
+      if (r < n && better(heap[w], heap[r])) w = r;
+      if (w == i) return;
+      const Cand t = heap[i];
+      heap[i] = heap[w];
+      heap[w] = t;
+      i = w;
+    }
+  }
+  CLLSTR_HD void push(const Cand& c) {
+    if (!(c.score > -INFINITY)) return;  // impossible (or NaN) candidates never enter the beam
+    if (n < capacity) {
+      int32_t i = n++;
+      heap[i] = c;
+      while (i > 0) {
+        const int32_t p = (i - 1) / 2;
+        if (!better(heap[p], heap[i])) break;
+        const Cand t = heap[i];
+        heap[i] = heap[p];
+        heap[p] = t;
+        i = p;
+      }
+    } else if (better(c, heap[0])) {
+      heap[0] = c;
+      sift_down(0);
+    }
+  }
+  // Sorts the kept candidates best first in place (heap[0..n)) and returns n.
+  CLLSTR_HD int32_t sort() {
+    const int32_t total = n;
+    while (n > 1) {
+      const Cand t = heap[0];
+      heap[0] = heap[n - 1];
+      heap[n - 1] = t;
+      --n;
+      sift_down(0);
+    }
+    n = total;
+    return total;
+  }
+};
+
+// One time step. lp(c) returns the step's log-probability of class c (as double); chars[0..n_chars) are the classes
+// tried for new characters, most probable first (trie children of a beam's node are tried in addition). scratch
+// holds 2*K int32. Writes the new beams, best first, to `out` and returns their number (0 when all are impossible).
+template <typename LogProb>
+CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, int32_t n_chars, const Beam* beams,
+                       int32_t n_beams, Beam* out, Cand* heap_storage, int32_t K, int32_t* scratch, PrefixTree& tree,
+                       const Trie& trie) {
+  int32_t* parent_beam = scratch;       // [j]: beam holding prefix_j minus its last character, or -1
+  int32_t* child_count = scratch + K;   // [i]: beams whose parent_beam is i
+  for (int32_t i = 0; i < n_beams; ++i) child_count[i] = 0;
+  for (int32_t j = 0; j < n_beams; ++j) {
+    parent_beam[j] = -1;
+    const int32_t p = tree.parent[beams[j].prefix];
+    if (p < 0) continue;
+    for (int32_t i = 0; i < n_beams; ++i) {
+      if (beams[i].prefix == p) {
+        parent_beam[j] = i;
+        ++child_count[i];
+        break;
+      }
+    }
+  }
+  TopK top{heap_storage, K, 0};
+  const double lp_blank = lp(blank);
+  for (int32_t j = 0; j < n_beams; ++j) {
+    const Beam& b = beams[j];
+    const int32_t pre = b.prefix, last = tree.last(pre);
+    const double pb = log_add(b.pb, b.pnb) + lp_blank;
+    double pnb = -INFINITY;
+    if (last >= 0) {
+      const double lp_last = lp(last);
+      pnb = b.pnb + lp_last;
+      const int32_t i = parent_beam[j];
+      if (i >= 0) {  // the extension of beam i by `last` is this prefix: merge it here
+        const Beam& a = beams[i];
+        const double src = (tree.last(a.prefix) == last) ? a.pb : log_add(a.pb, a.pnb);
+        pnb = log_add(pnb, src + lp_last);
+      }
+    }
+    const int32_t tnode = tree.trie_node[pre];
+    top.push(Cand{log_add(pb, pnb) + trie.running_penalty(tnode), pb, pnb, j, -1, tnode});
+  }
+  const double pen_out = trie.enabled ? trie.oov : 0.0;
+  const int32_t tnode_out = trie.enabled ? -1 : 0;
+  for (int32_t i = 0; i < n_beams; ++i) {
+    const Beam& a = beams[i];
+    const int32_t last = tree.last(a.prefix), tn = tree.trie_node[a.prefix];
+    const double base = log_add(a.pb, a.pnb);
+    auto merged = [&](int64_t c) {
+      if (child_count[i] == 0) return false;
+      for (int32_t j = 0; j < n_beams; ++j) {
+        if (parent_beam[j] == i && tree.token[beams[j].prefix] == c) return true;
+      }
+      return false;
+    };
+    auto extend = [&](int64_t c, int32_t tnode) {
+      const double pnb = ((c == last) ? a.pb : base) + lp(c);
+      top.push(Cand{pnb + trie.running_penalty(tnode), -INFINITY, pnb, i, static_cast<int32_t>(c), tnode});
+    };
+    const bool in_trie = trie.enabled && tn >= 0;
+    if (in_trie) {
+      for (int64_t e = trie.offsets[tn]; e < trie.offsets[tn + 1]; ++e) {
+        if (!merged(trie.tokens[e])) extend(trie.tokens[e], static_cast<int32_t>(trie.children[e]));
+      }
+    }
+    for (int32_t k = 0; k < n_chars; ++k) {
+      const int32_t c = chars[k];
+      // chars descend in probability and an extension scores at most base + lp[c]: nothing later can enter.
+      if (top.full() && base + lp(c) + pen_out < top.worst().score) break;
+      if (in_trie && trie.child(tn, c) >= 0) continue;
+      if (merged(c)) continue;
+      extend(c, tnode_out);
+    }
+  }
+  const int32_t n = top.sort();
+  for (int32_t k = 0; k < n; ++k) {
+    const Cand& c = heap_storage[k];
+    const int32_t src_prefix = beams[c.src].prefix;
+    const int32_t prefix = c.token < 0 ? src_prefix : tree.extend(src_prefix, c.token, c.tnode);
+    out[k] = Beam{prefix, c.pb, c.pnb};
+  }
+  return n;
+}
+
+// Final ranking: scores[k] = logadd(pb, pnb) + final penalty; order[k] = beam index, best first. Returns the number
+// of possible (finite-score) labellings.
+CLLSTR_HD inline int32_t finish(const Beam* beams, int32_t n_beams, const PrefixTree& tree, const Trie& trie,
+                                double* scores, int32_t* order) {
+  int32_t n = 0;
+  for (int32_t j = 0; j < n_beams; ++j) {
+    const int32_t pre = beams[j].prefix;
+    const double s = log_add(beams[j].pb, beams[j].pnb) + trie.final_penalty(tree.trie_node[pre], tree.length[pre]);
+    if (!(s > -INFINITY)) continue;
+    int32_t pos = n++;  // insertion sort (K is small), stable: equal scores keep the beam order
+    while (pos > 0 && scores[pos - 1] < s) {
+      scores[pos] = scores[pos - 1];
+      order[pos] = order[pos - 1];
+      --pos;
+    }
+    scores[pos] = s;
+    order[pos] = j;
+  }
+  return n;
+}
+
+}  // namespace beam
+}  // namespace ops
+}  // namespace cllstr

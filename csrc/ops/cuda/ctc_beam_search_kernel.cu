@@ -1,0 +1,257 @@
+// CUDA kernel of cllstr::ctc_beam_search: one block per sequence. Per time step the block's threads cooperate over
+// the vocabulary (the softmax normaliser, then the ~2K most probable classes by repeated block arg-max, since
+// T≈25 is short and C≈4.7K is large), and one thread applies the beam update of ctc_beam_search_core.h, shared
+// with the CPU kernel so both backends rank candidates identically. Prefix trees and beams live in a global
+// workspace.
+#include <ATen/core/Tensor.h>
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "ops/ctc_beam_search.h"
+#include "ops/ctc_beam_search_core.h"
+
+namespace cllstr {
+namespace ops {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+struct Entry {
+  float v;
+  int32_t i;
+};
+
+// Order of the candidate classes: larger value first, lower index among equal values; NaN and i < 0 are last.
+__device__ __forceinline__ bool ahead(Entry a, Entry b) {
+  if (a.i < 0 || a.v != a.v) return false;
+  if (b.i < 0 || b.v != b.v) return true;
+  if (a.v != b.v) return a.v > b.v;
+  return a.i < b.i;
+}
+
+__device__ __forceinline__ Entry warp_best(Entry a) {
+  for (int off = 16; off > 0; off >>= 1) {
+    Entry o{__shfl_down_sync(0xffffffffu, a.v, off), __shfl_down_sync(0xffffffffu, a.i, off)};
+    if (ahead(o, a)) a = o;
+  }
+  return a;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, off));
+  return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+  return v;
+}
+
+struct Workspace {
+  int32_t* tree;  // 6 * cap per sequence
+  beam::Beam* beams;  // 2 * K per sequence
+  beam::Cand* heap;   // K
+  int32_t* scratch;   // 2 * K + K (scratch, order)
+  double* final_scores;  // K
+  int32_t* chars;     // M
+};
+
+template <typename scalar_t>
+__global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int64_t* __restrict__ lengths, int64_t T,
+                                   int64_t C, int64_t blank, int32_t K, int32_t M, int64_t top_k,
+                                   double cutoff, bool from_logits, beam::Trie trie, Workspace ws,
+                                   int64_t* __restrict__ tokens, int64_t* __restrict__ out_lengths,
+                                   float* __restrict__ scores) {
+  const int64_t b = blockIdx.x;
+  const int64_t cap = 1 + static_cast<int64_t>(K) * T;
+  int32_t* tm = ws.tree + b * 6 * cap;
+  beam::PrefixTree tree{tm, tm + cap, tm + 2 * cap, tm + 3 * cap, tm + 4 * cap, tm + 5 * cap, 0};
+  beam::Beam* cur = ws.beams + b * 2 * K;
+  beam::Beam* nxt = cur + K;
+  beam::Cand* heap = ws.heap + b * K;
+  int32_t* scratch = ws.scratch + b * 3 * K;
+  int32_t* order = scratch + 2 * K;
+  double* final_scores = ws.final_scores + b * K;
+  int32_t* chars = ws.chars + b * (M > 0 ? M : 1);
+
+  __shared__ float red_f[kWarps];
+  __shared__ Entry red_e[kWarps];
+  __shared__ float s_norm;
+  __shared__ Entry s_prev;
+  __shared__ int32_t s_n, s_nchars;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+
+  if (threadIdx.x == 0) {
+    tree.reset();
+    cur[0] = beam::Beam{0, 0.0, -INFINITY};
+    s_n = 1;
+  }
+  __syncthreads();
+  const int64_t len = lengths[b];
+  for (int64_t t = 0; t < len; ++t) {
+    if (s_n == 0) break;  // uniform: read after a barrier
+    const scalar_t* x = data + (b * T + t) * C;
+    // Softmax normaliser of the row.
+    if (from_logits) {
+      float m = -INFINITY;
+      int bad = 0;
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        const float v = static_cast<float>(x[c]);
+        bad |= (v != v) || (v == INFINITY);
+        m = fmaxf(m, v);
+      }
+      bad = __syncthreads_or(bad);
+      m = warp_max(m);
+      if (lane == 0) red_f[warp] = m;
+      __syncthreads();
+      if (warp == 0) {
+        m = lane < kWarps ? red_f[lane] : -INFINITY;
+        m = warp_max(m);
+        if (lane == 0) red_f[0] = m;
+      }
+      __syncthreads();
+      m = red_f[0];
+      __syncthreads();
+      float s = 0.f;
+      if (!bad && m > -INFINITY) {
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s += __expf(static_cast<float>(x[c]) - m);
+      }
+      s = warp_sum(s);
+      if (lane == 0) red_f[warp] = s;
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        float tot = 0.f;
+        for (int w = 0; w < kWarps; ++w) tot += red_f[w];
+        s_norm = bad ? NAN : (m > -INFINITY ? m + logf(tot) : -INFINITY);
+      }
+    } else if (threadIdx.x == 0) {
+      s_norm = 0.f;
+    }
+    // The M classes tried for new characters: M rounds of a block arg-max over the entries after the previous one.
+    if (threadIdx.x == 0) s_prev = Entry{INFINITY, -1};
+    __syncthreads();
+    int32_t n_chars = 0;
+    for (int32_t r = 0; r < M; ++r) {
+      const Entry prev = s_prev;
+      Entry best{-INFINITY, -1};
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        if (c == blank) continue;
+        const Entry e{static_cast<float>(x[c]), static_cast<int32_t>(c)};
+        const bool after = prev.i < 0 ? true : ahead(prev, e);
+        if (after && ahead(e, best)) best = e;
+      }
+      best = warp_best(best);
+      if (lane == 0) red_e[warp] = best;
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        Entry w = red_e[0];
+        for (int k = 1; k < kWarps; ++k) {
+          if (ahead(red_e[k], w)) w = red_e[k];
+        }
+        s_prev = w;
+        if (w.i >= 0) chars[r] = w.i;
+        s_nchars = w.i >= 0 ? r + 1 : r;
+      }
+      __syncthreads();
+      n_chars = s_nchars;
+      if (n_chars <= r) break;  // uniform
+    }
+    // Beam update by one thread.
+    if (threadIdx.x == 0) {
+      const double norm = static_cast<double>(s_norm);
+      auto lp = [&](int64_t c) { return static_cast<double>(static_cast<float>(x[c])) - norm; };
+      if (cutoff < 1.0) {
+        double acc = exp(lp(blank));
+        int32_t k = 0;
+        while (k < n_chars && acc < cutoff) acc += exp(lp(chars[k++]));
+        n_chars = k;
+      }
+      s_n = beam::step(lp, blank, chars, n_chars, cur, s_n, nxt, heap, K, scratch, tree, trie);
+      for (int32_t k = 0; k < s_n; ++k) cur[k] = nxt[k];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const int32_t found = beam::finish(cur, s_n, tree, trie, final_scores, order);
+    for (int64_t k = 0; k < top_k; ++k) {
+      int64_t* out = tokens + (b * top_k + k) * T;
+      int32_t length = 0;
+      if (k < found) {
+        int32_t node = cur[order[k]].prefix;
+        length = tree.length[node];
+        for (int32_t pos = length - 1; pos >= 0; --pos, node = tree.parent[node]) out[pos] = tree.token[node];
+        scores[b * top_k + k] = static_cast<float>(final_scores[k]);
+      } else {
+        scores[b * top_k + k] = -INFINITY;
+      }
+      for (int64_t pos = length; pos < T; ++pos) out[pos] = blank;
+      out_lengths[b * top_k + k] = length;
+    }
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ctc_beam_search_cuda(
+    const at::Tensor& log_probs_in, const at::Tensor& lengths_in, int64_t blank, int64_t beam_width, int64_t top_k,
+    bool from_logits, int64_t top_n, double cutoff, const c10::optional<at::Tensor>& trie_offsets,
+    const c10::optional<at::Tensor>& trie_tokens, const c10::optional<at::Tensor>& trie_children,
+    const c10::optional<at::Tensor>& trie_is_word, double oov_penalty) {
+  TORCH_CHECK(log_probs_in.is_cuda(), "ctc_beam_search (CUDA kernel): log_probs must be a CUDA tensor");
+  const c10::cuda::CUDAGuard guard(log_probs_in.device());
+  const bool lex = check_ctc_beam_search_args(log_probs_in, lengths_in, blank, beam_width, top_k, top_n, cutoff,
+                                              trie_offsets, trie_tokens, trie_children, trie_is_word, oov_penalty);
+  const at::Tensor log_probs = log_probs_in.contiguous();
+  const at::Tensor lengths = lengths_in.to(at::kLong).contiguous();
+  const int64_t B = log_probs.size(0), T = log_probs.size(1), C = log_probs.size(2);
+  at::Tensor tokens = at::empty({B, top_k, T}, log_probs.options().dtype(at::kLong));
+  at::Tensor out_lengths = at::empty({B, top_k}, log_probs.options().dtype(at::kLong));
+  at::Tensor scores = at::empty({B, top_k}, log_probs.options().dtype(at::kFloat));
+  if (B == 0) return {tokens, out_lengths, scores};
+  const int32_t K = static_cast<int32_t>(beam_width);
+  const int32_t M = static_cast<int32_t>(ctc_beam_search_num_chars(C, beam_width, top_n));
+  const int64_t cap = 1 + beam_width * T;
+  const auto opts = log_probs.options();
+  at::Tensor tree = at::empty({B * 6 * cap}, opts.dtype(at::kInt));
+  at::Tensor beams = at::empty({static_cast<int64_t>(B * 2 * K * sizeof(beam::Beam))}, opts.dtype(at::kByte));
+  at::Tensor heap = at::empty({static_cast<int64_t>(B * K * sizeof(beam::Cand))}, opts.dtype(at::kByte));
+  at::Tensor scratch = at::empty({B * 3 * K}, opts.dtype(at::kInt));
+  at::Tensor final_scores = at::empty({B * K}, opts.dtype(at::kDouble));
+  at::Tensor chars = at::empty({B * (M > 0 ? M : 1)}, opts.dtype(at::kInt));
+  Workspace ws{tree.data_ptr<int32_t>(), reinterpret_cast<beam::Beam*>(beams.data_ptr<uint8_t>()),
+               reinterpret_cast<beam::Cand*>(heap.data_ptr<uint8_t>()), scratch.data_ptr<int32_t>(),
+               final_scores.data_ptr<double>(), chars.data_ptr<int32_t>()};
+  beam::Trie trie{};
+  at::Tensor offsets, ttokens, tchildren, tword;
+  if (lex) {
+    offsets = trie_offsets->contiguous();
+    ttokens = trie_tokens->contiguous();
+    tchildren = trie_children->contiguous();
+    tword = trie_is_word->contiguous();
+    trie = beam::Trie{offsets.const_data_ptr<int64_t>(), ttokens.const_data_ptr<int64_t>(),
+                      tchildren.const_data_ptr<int64_t>(), tword.const_data_ptr<bool>(), true, oov_penalty};
+  }
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, log_probs.scalar_type(), "ctc_beam_search_cuda", [&] {
+    beam_search_kernel<scalar_t><<<static_cast<unsigned>(B), kThreads, 0, stream>>>(
+        log_probs.const_data_ptr<scalar_t>(), lengths.const_data_ptr<int64_t>(), T, C, blank, K, M, top_k, cutoff,
+        from_logits, trie, ws, tokens.data_ptr<int64_t>(), out_lengths.data_ptr<int64_t>(),
+        scores.data_ptr<float>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {tokens, out_lengths, scores};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(cllstr, CUDA, m) { m.impl("ctc_beam_search", &ctc_beam_search_cuda); }
+
+}  // namespace ops
+}  // namespace cllstr
