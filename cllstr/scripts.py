@@ -19,6 +19,7 @@ __all__ = [
     "list_scripts",
     "register_script",
     "guess_script",
+    "is_rtl",
 ]
 
 
@@ -160,3 +161,14 @@ def guess_script(text: str) -> str | None:
         if cov > best_cov:
             best, best_cov = name, cov
     return best
+
+
+def is_rtl(text: str, script: str | None = None) -> bool:
+    """Whether ``text`` is right-to-left, by its ``script`` name (``ARA``, ``SynthMLT_ARA``) or else its letters."""
+    name = script if script else guess_script(text)
+    if not name:
+        return False
+    try:
+        return get_script(name.removeprefix("SynthMLT_")).rtl
+    except KeyError:
+        return False

@@ -10,20 +10,9 @@ from __future__ import annotations
 import torch
 
 from cllstr.ops import ctc_greedy_decode
-from cllstr.scripts import get_script, guess_script
+from cllstr.scripts import is_rtl
 
 __all__ = ["is_rtl", "decode_logits"]
-
-
-def is_rtl(text: str, script: str | None = None) -> bool:
-    """Whether ``text`` is right-to-left, by its ``script`` name (``ARA``, ``SynthMLT_ARA``) or else its letters."""
-    name = script if script else guess_script(text)
-    if not name:
-        return False
-    try:
-        return get_script(name.removeprefix("SynthMLT_")).rtl
-    except KeyError:
-        return False
 
 
 def decode_logits(logits: torch.Tensor, charset: object) -> tuple[list[str], list[float]]:

@@ -267,6 +267,9 @@ def ctc_beam_search(
     trie = None
     if lexicon is not None:
         trie = lexicon.trie_tensors() if hasattr(lexicon, "trie_tensors") else tuple(lexicon)
+        if len(trie) != 4:
+            raise ValueError("ctc_beam_search: the lexicon trie needs all four of trie_offsets, trie_tokens, "
+                             f"trie_children and trie_is_word (got {len(trie)})")
         trie = tuple(t.to(log_probs.device) for t in trie)
     args = (blank, beam_width, top_k, from_logits, top_n, cutoff)
     if backend == "reference":
