@@ -1,12 +1,14 @@
 """Inference API: ``Recognizer.from_checkpoint(path).predict(images)`` → text (logical order) + confidence.
 
 Images are prepared exactly as in training (decode, RGB or grey, fixed or keep-ratio resize to the checkpoint's
-size, bicubic, ``[-1, 1]``), run in batches under the device's autocast precision, and greedy-decoded through
-``cllstr.ops.ctc_greedy_decode``; right-to-left predictions are returned in logical (reading) order.
+size, bicubic, ``[-1, 1]``), run in batches under the device's autocast precision, and decoded greedily
+(``cllstr.ops.ctc_greedy_decode``) or by prefix beam search with an optional lexicon (``cllstr.ops.ctc_beam_search``,
+``decoder="beam"``); right-to-left predictions are returned in logical (reading) order.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +18,11 @@ import torch
 from PIL import Image
 
 from cllstr.data.transforms import decode_image, resize_fixed, resize_keep_ratio, to_batch_tensor
-from cllstr.eval.decode import decode_logits
+from cllstr.eval.decode import DecoderConfig, Hypothesis, beam_decode_logits, decode_logits
 from cllstr.eval.evaluate import forward_logits
 from cllstr.models import create_model
 from cllstr.text.charset import Charset
+from cllstr.text.lexicon import Lexicon, load_lexicon
 from cllstr.train.checkpoint import load_checkpoint
 from cllstr.train.precision import resolve_amp_dtype, resolve_device
 
@@ -30,10 +33,15 @@ ImageInput = str | Path | Image.Image | bytes
 
 @dataclass(frozen=True)
 class Prediction:
-    """One recognised word: ``text`` in logical order and ``confidence`` in [0, 1]."""
+    """One recognised word: ``text`` in logical order and ``confidence`` in [0, 1].
+
+    With the beam decoder, ``confidence`` is the probability of the labelling (summed over alignments) and
+    ``alternatives`` holds the ``top_k`` hypotheses, best first (the first is ``text``).
+    """
 
     text: str
     confidence: float
+    alternatives: tuple[Hypothesis, ...] = ()
 
 
 class Recognizer:
@@ -49,22 +57,37 @@ class Recognizer:
         device: ``auto``, ``cpu``, ``cuda``...
         precision: ``auto``, ``bf16``, ``fp16`` or ``fp32``.
         batch_size: Images per forward pass.
+        decoder: ``"greedy"``, ``"beam"`` or a :class:`~cllstr.eval.decode.DecoderConfig` (then the next four
+            arguments are ignored).
+        beam_width: Beams of the beam decoder.
+        lexicon: A :class:`~cllstr.text.lexicon.Lexicon`, a word-list file or ``wordfreq:LANGS[:N]`` (beam only).
+        top_k: Hypotheses kept in :attr:`Prediction.alternatives` (beam only).
+        oov_penalty: Log-probability a non-word pays with a lexicon.
     """
 
     def __init__(self, model: torch.nn.Module, charset: Charset, img_h: int = 32, img_w: int = 100, rgb: bool = True,
                  keep_ratio: bool = False, device: str | torch.device = "auto", precision: str = "auto",
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, decoder: str | DecoderConfig = "greedy", beam_width: int = 10,
+                 lexicon: Lexicon | str | Path | None = None, top_k: int = 1, oov_penalty: float = -10.0) -> None:
         self.device = resolve_device(str(device))
         self.model = model.to(self.device).eval()
         self.charset = charset
         self.img_h, self.img_w, self.rgb, self.keep_ratio = img_h, img_w, rgb, keep_ratio
         self.amp_dtype = resolve_amp_dtype(precision, self.device)
         self.batch_size = batch_size
+        if isinstance(decoder, DecoderConfig):
+            self.decoder = decoder
+        else:
+            if lexicon is not None and not isinstance(lexicon, Lexicon):
+                lexicon = load_lexicon(lexicon, charset)
+            self.decoder = DecoderConfig(str(decoder), beam_width, top_k, lexicon, oov_penalty)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto",
-                        batch_size: int = 256) -> Recognizer:
-        """Load a cllstr checkpoint (``best.pt``/``last.pt``); only its model, charset and image format are used."""
+                        batch_size: int = 256, **decoding: Any) -> Recognizer:
+        """Load a cllstr checkpoint (``best.pt``/``last.pt``); only its model, charset and image format are used.
+        ``decoding`` takes the decoder arguments of :class:`Recognizer` (``decoder``, ``beam_width``, ``lexicon``,
+        ``top_k``, ``oov_penalty``)."""
         state = load_checkpoint(path)
         charset = Charset(state["charset"]["tokens"], mode=state["charset"].get("mode", "codepoint"))
         model = create_model(state["model_name"], charset.num_classes, **state.get("model_kwargs", {}))
@@ -74,7 +97,7 @@ class Recognizer:
             raise ValueError(f"checkpoint {path}: weights do not fit model {state['model_name']!r}: {e}") from e
         image = state.get("image", {})
         return cls(model, charset, image.get("img_h", 32), image.get("img_w", 100), image.get("rgb", True),
-                   image.get("keep_ratio", False), device, precision, batch_size)
+                   image.get("keep_ratio", False), device, precision, batch_size, **decoding)
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Load and resize images (paths, encoded bytes or PIL images) into a batch ``(B, C, H, W)`` in [-1, 1]."""
@@ -107,7 +130,12 @@ class Recognizer:
         out: list[Prediction] = []
         for start in range(0, images.shape[0], self.batch_size):
             logits = forward_logits(self.model, images[start:start + self.batch_size], self.device, self.amp_dtype)
-            texts, confs = decode_logits(logits, self.charset)
+            if self.decoder.kind == "beam":
+                for hyps in beam_decode_logits(logits, self.charset, self.decoder):
+                    best = hyps[0] if hyps else Hypothesis("", float("-inf"))
+                    out.append(Prediction(best.text, math.exp(best.log_prob), tuple(hyps)))
+                continue
+            texts, confs = decode_logits(logits, self.charset, self.decoder)
             out.extend(Prediction(t, c) for t, c in zip(texts, confs, strict=False))
         return out
 
