@@ -44,6 +44,41 @@ def test_fixed_resize_matches_reference_formula():
     torch.testing.assert_close(out[0], ref, atol=1e-6, rtol=0)
 
 
+def _reference_preprocess(buf: bytes, rgb: bool) -> torch.Tensor:
+    """CLL-STR / deep-text-recognition-benchmark: PIL full decode, convert, bicubic resize to 100x32, [-1, 1]."""
+    img = Image.open(io.BytesIO(buf)).convert("RGB" if rgb else "L").resize((100, 32), Image.Resampling.BICUBIC)
+    arr = torch.from_numpy(np.array(img, dtype=np.uint8)).reshape(32, 100, -1)
+    return arr.permute(2, 0, 1).float().div(255).sub(0.5).div(0.5)
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_jpeg_crops_match_reference_preprocessing(tmp_path, rgb):
+    """JPEG crops of every size (many >= 64 px tall, where draft decoding would kick in) load exactly as the
+    reference preprocesses them; ``jpeg_draft=True`` is the opt-in that changes the large ones."""
+    rng = np.random.default_rng(11)
+    sizes = [(30, 12), (100, 32), (200, 64), (420, 130), (640, 200), (90, 70), (1000, 300), (256, 128)]
+    bufs = []
+    for w, h in sizes:
+        arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        arr[:, w // 3 : w // 2] //= 4  # some structure, as ink on a background
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "JPEG", quality=int(rng.integers(60, 96)))
+        bufs.append(buf.getvalue())
+    with LmdbWriter(tmp_path / "jpeg.lmdb") as writer:
+        for i, buf in enumerate(bufs):
+            writer.add(buf, f"w{i}")
+    want = torch.stack([_reference_preprocess(b, rgb) for b in bufs])
+    kw = dict(batch_size=len(bufs), shuffle=False, rgb=rgb)
+    got = next(iter(build_dataloader(tmp_path / "jpeg.lmdb", **kw))).images
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    draft = next(iter(build_dataloader(tmp_path / "jpeg.lmdb", jpeg_draft=True, **kw))).images
+    differs = (draft - want).abs().amax(dim=(1, 2, 3)) > 1e-6
+    # RGB: a 1/2 DCT scale still covering 100x32 changes the pixels; grey: draft also takes libjpeg's own luma
+    # (the Y plane) instead of decoding to RGB and converting as Pillow does, so every colour JPEG changes.
+    reducible = [w >= 200 and h >= 64 for w, h in sizes] if rgb else [True] * len(sizes)
+    assert differs.tolist() == reducible
+
+
 def test_keep_ratio_pads_with_last_column():
     img = Image.fromarray(np.tile(np.arange(20, dtype=np.uint8) * 10, (10, 1)))
     arr = resize_keep_ratio(img, 100, 32)
@@ -56,8 +91,9 @@ def test_keep_ratio_pads_with_last_column():
 
 def test_decode_jpeg_draft_and_alpha():
     big = encoded(2, 400, 100, "JPEG")
-    assert decode_image(big, "L", (100, 32)).size[0] < 400  # decoded at a reduced DCT scale
-    assert decode_image(big, "L", (100, 32)).size[1] >= 32
+    assert decode_image(big, "L", (100, 32)).size == (400, 100)  # full scale unless asked
+    assert decode_image(big, "L", (100, 32), draft=True).size[0] < 400  # decoded at a reduced DCT scale
+    assert decode_image(big, "L", (100, 32), draft=True).size[1] >= 32
     rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     buf = io.BytesIO()
     rgba.save(buf, "PNG")

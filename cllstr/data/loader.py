@@ -150,6 +150,7 @@ def build_dataset(
     seed: int = 0,
     interpolation: str = "bicubic",
     decode_threads: int = 1,
+    jpeg_draft: bool = False,
 ) -> tuple[MixtureDataset, MixSpec]:
     """Build the :class:`MixtureDataset` of a data root + select-data string, a list of LMDBs, or a mixture.
 
@@ -173,13 +174,16 @@ def build_dataset(
         seed: Seed of random caps and ratio sampling.
         interpolation: Resize filter.
         decode_threads: Threads decoding each batch (the batches do not depend on it).
+        jpeg_draft: Decode JPEGs at a reduced DCT scale (Pillow draft mode): a speed option that changes pixels;
+            off (full-scale decode, the reference's) by default.
 
     Returns:
         The dataset and the resolved mixture spec.
     """
     spec = _as_spec(root_or_paths, select_data, split, caps, cap_mode, batch_ratio, seed)
     aug = Augment() if augment is True else (augment or None)
-    transform = ImageTransform(img_h, img_w, keep_ratio=keep_ratio, rgb=rgb, augment=aug, interpolation=interpolation)
+    transform = ImageTransform(img_h, img_w, keep_ratio=keep_ratio, rgb=rgb, augment=aug, interpolation=interpolation,
+                               jpeg_draft=jpeg_draft)
     resolved = spec.resolve()
     sources = []
     for src, paths in resolved:
@@ -238,6 +242,7 @@ def build_dataloader(
     prefetch_factor: int | None = None,
     interpolation: str = "bicubic",
     decode_threads: int | None = None,
+    jpeg_draft: bool = False,
 ) -> DataLoader:
     """A ``DataLoader`` yielding :class:`Batch` objects (see :func:`build_dataset` for the data arguments).
 
@@ -252,6 +257,7 @@ def build_dataloader(
         prefetch_factor: Batches prefetched per worker.
         decode_threads: Threads decoding each batch in each loading process; None: the cores divided among the
             workers (2 threads with 0 workers on 2 cores, 1 per worker with 2 workers). Batches do not depend on it.
+        jpeg_draft: Decode JPEGs at a reduced DCT scale (see :func:`build_dataset`); off by default.
 
     Returns:
         The loader; ``loader.dataset`` is the :class:`MixtureDataset` (``.num_corrupt``, ``.source_sizes()``).
@@ -261,6 +267,7 @@ def build_dataloader(
         augment=augment, charset=charset, max_len=max_len, drop_unknown=drop_unknown, labels=labels, caps=caps,
         cap_mode=cap_mode, batch_ratio=batch_ratio, seed=seed, interpolation=interpolation,
         decode_threads=auto_decode_threads(workers) if decode_threads is None else decode_threads,
+        jpeg_draft=jpeg_draft,
     )
     collate = Collate(3 if rgb else 1, img_h, img_w)
     generator = torch.Generator().manual_seed(seed)

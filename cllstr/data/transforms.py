@@ -2,8 +2,10 @@
 
 Everything per sample stays in Pillow/numpy and writes a ``uint8`` array ``(H, W, C)`` (:func:`resize_into` fills a slot
 of a preallocated batch); the batch is converted to a float tensor once, in the collate function
-(:func:`normalize_images`). JPEGs are decoded with ``Image.draft`` at the smallest DCT scale that is still at least
-the target size, and images are resized straight to the final size.
+(:func:`normalize_images`). JPEGs decode at full scale, as the reference does (``Image.open(...).convert``), unless
+``jpeg_draft`` asks for Pillow's draft mode: the smallest reduced DCT scale (1/2, 1/4, 1/8) still at least the target
+size, several times less decoding work for large crops but different pixels (a speed option for training; see
+``benchmarks/bench_loader.py`` for its measured effect). Images are resized straight to the final size.
 Fixed resize (32x100, bicubic) and keep-ratio resize with right padding by edge replication follow the reference
 ``ResizeNormalize`` / ``NormalizePAD``.
 """
@@ -45,13 +47,17 @@ _INTERPOLATION = {
 }
 
 
-def decode_image(buf: bytes, mode: str = "RGB", size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode encoded image bytes with Pillow.
+def decode_image(
+    buf: bytes, mode: str = "RGB", size: tuple[int, int] | None = None, *, draft: bool = False
+) -> Image.Image:
+    """Decode encoded image bytes with Pillow (at full scale unless ``draft``).
 
     Args:
         buf: Encoded image (PNG, JPEG, WebP, BMP, ...).
         mode: ``"RGB"`` or ``"L"``.
-        size: ``(width, height)`` the image will be resized to; lets JPEG decode at a reduced DCT scale.
+        size: ``(width, height)`` the image will be resized to.
+        draft: With ``size``, decode a JPEG at the smallest reduced DCT scale still at least ``size`` (faster for
+            large crops, but not the reference's pixels).
 
     Returns:
         The decoded image in ``mode``.
@@ -60,7 +66,7 @@ def decode_image(buf: bytes, mode: str = "RGB", size: tuple[int, int] | None = N
         OSError / ValueError / Image.DecompressionBombError: for corrupt or unreadable data.
     """
     img = Image.open(io.BytesIO(buf))
-    if size is not None and img.format == "JPEG":
+    if draft and size is not None and img.format == "JPEG":
         img.draft(mode, size)
     img.load()
     if img.mode != mode:
@@ -235,6 +241,8 @@ class ImageTransform:
         rgb: Three channels, else grey.
         augment: An :class:`Augment`, or None.
         interpolation: ``bicubic`` (reference), ``bilinear``, ``nearest``, ``lanczos`` or ``box``.
+        jpeg_draft: Decode JPEGs in Pillow's draft mode (reduced DCT scale) when no augmentation follows: faster,
+            but pixels differ from the reference's full-scale decode. Off by default.
     """
 
     def __init__(
@@ -245,6 +253,7 @@ class ImageTransform:
         rgb: bool = False,
         augment: Augment | None = None,
         interpolation: str = "bicubic",
+        jpeg_draft: bool = False,
     ) -> None:
         if img_h < 1 or img_w < 1:
             raise ValueError(f"image size must be positive, got {img_h}x{img_w}")
@@ -255,6 +264,7 @@ class ImageTransform:
         self.mode = "RGB" if rgb else "L"
         self.augment = augment
         self.interpolation = interpolation
+        self.jpeg_draft = jpeg_draft
 
     @property
     def channels(self) -> int:
@@ -262,9 +272,10 @@ class ImageTransform:
         return 3 if self.mode == "RGB" else 1
 
     def decode(self, buf: bytes) -> Image.Image:
-        """Decode ``buf`` in this transform's mode (JPEG at a reduced DCT scale when no augmentation follows)."""
+        """Decode ``buf`` in this transform's mode (with ``jpeg_draft`` and no augmentation, at a reduced scale)."""
         # Draft only without augmentation: crops need the full-resolution pixels to stay faithful.
-        return decode_image(buf, self.mode, None if self.augment else (self.img_w, self.img_h))
+        draft = self.jpeg_draft and self.augment is None
+        return decode_image(buf, self.mode, (self.img_w, self.img_h), draft=draft)
 
     def resize_into(self, img: Image.Image, out: np.ndarray) -> None:
         """Resize a decoded (and augmented) image into ``out``: ``uint8`` ``(img_h, img_w, channels)``."""
