@@ -22,6 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from cllstr.data.batch_decode import SampleBatch, transform_batch
+from cllstr.data.lmdb_format import LmdbFormatError
 from cllstr.data.lmdb_store import LmdbReader
 from cllstr.data.mixing import script_of_name, select_indices
 from cllstr.data.transforms import DECODE_ERRORS, ImageTransform
@@ -29,11 +30,15 @@ from cllstr.scripts import guess_script
 from cllstr.text.charset import Charset, tokenize
 from cllstr.text.normalize import from_reference_label, normalize_label
 
-__all__ = ["LABEL_READERS", "Sample", "LmdbDataset", "MixtureDataset"]
+__all__ = ["LABEL_READERS", "RECORD_ERRORS", "Sample", "LmdbDataset", "MixtureDataset"]
 
 log = logging.getLogger(__name__)
 
 Sample = tuple[np.ndarray, str, str]
+
+#: A record that cannot be read at all (a label that is not UTF-8, a missing ``label-``/``image-`` key): the loader
+#: skips it and counts it like an undecodable image; a label filter counts it as ``unreadable``.
+RECORD_ERRORS = (LmdbFormatError, KeyError)
 
 #: How stored labels become training labels: ``join`` undoes the reference's tab-joined tokens (keeping Arabic
 #: presentation forms, so the reference charset still applies), ``logical`` also maps presentation forms to base
@@ -102,7 +107,11 @@ class LmdbDataset(Dataset):
         keep = []
         mode = charset.mode if charset is not None else "grapheme"
         for i in range(n):
-            label = self._read_label(self.reader.label(i))
+            try:
+                label = self._read_label(self.reader.label(i))
+            except RECORD_ERRORS:
+                self.num_filtered["unreadable"] += 1
+                continue
             if drop_empty and not label:
                 self.num_filtered["empty"] += 1
                 continue
@@ -144,10 +153,21 @@ class LmdbDataset(Dataset):
     def _skip(self, index: int, error: Exception) -> None:
         with self._corrupt.get_lock():
             self._corrupt.value += 1
-        log.warning("%s: skipping corrupt image of record %d: %s", self.path, index, error)
+        log.warning("%s: skipping corrupt record %d: %s", self.path, index, error)
+
+    def _read(self, i: int) -> tuple[int, bytes, str, str] | None:
+        """:meth:`_record`, or None (skipped and counted) for an unreadable record."""
+        try:
+            return self._record(i)
+        except RECORD_ERRORS as e:
+            self._skip(int(self.indices[i]) + 1, e)
+            return None
 
     def __getitem__(self, i: int) -> Sample | None:
-        index, buf, label, script = self._record(i)
+        record = self._read(i)
+        if record is None:
+            return None
+        index, buf, label, script = record
         try:
             img = self.transform(buf)
         except DECODE_ERRORS as e:
@@ -246,13 +266,16 @@ def _load_batch(items: Sequence[tuple[LmdbDataset, int]], threads: int) -> list[
     """Samples ``dataset[i]`` of ``items``, read in order and decoded on ``threads`` threads into one array."""
     if len({(d.transform.img_h, d.transform.img_w, d.transform.channels) for d, _ in items}) > 1:
         return [d[i] for d, i in items]  # no common batch array; the collate function will reject the mix anyway
-    records = [d._record(i) for d, i in items]
-    images, errors = transform_batch([r[1] for r in records], [d.transform for d, _ in items], threads)
+    records = [d._read(i) for d, i in items]
+    bufs = [r[1] if r is not None else b"" for r in records]
+    images, errors = transform_batch(bufs, [d.transform for d, _ in items], threads)
     samples: list[Sample | None] = []
-    for (d, _), (index, _, label, script), img, err in zip(items, records, images, errors, strict=True):
-        if err is None:
-            samples.append((img, label, script))
+    for (d, _), record, img, err in zip(items, records, images, errors, strict=True):
+        if record is None:  # already skipped and counted
+            samples.append(None)
+        elif err is None:
+            samples.append((img, record[2], record[3]))
         else:
-            d._skip(index, err)
+            d._skip(record[0], err)
             samples.append(None)
     return SampleBatch(samples, images)

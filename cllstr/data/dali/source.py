@@ -268,6 +268,14 @@ class LmdbBatchSource:
             self._cached = (epoch, self.plan.batches(epoch))
         return self._cached[1]
 
+    def _screened(self, i: int) -> bytes | None:
+        """Sample ``i``'s image as DALI may decode it, or None when it is corrupt or its ``image-`` key is missing."""
+        try:
+            buf = self.table.image(i)
+        except KeyError:
+            return None
+        return screen_image(buf, self.mode, self.validation)
+
     def __call__(self, info: BatchInfoLike) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         epoch = info.epoch_idx + self.epoch_offset
         step = info.iteration + (self.skip_batches if info.epoch_idx == 0 else 0)
@@ -278,7 +286,7 @@ class LmdbBatchSource:
         encoded: list[np.ndarray] = []
         valid = np.ones(len(idx), dtype=np.uint8)
         for k, i in enumerate(idx.tolist()):
-            buf = None if i in self.known_bad else screen_image(self.table.image(i), self.mode, self.validation)
+            buf = None if i in self.known_bad else self._screened(i)
             if buf is None:
                 valid[k] = 0
                 encoded.append(PLACEHOLDER)
