@@ -115,18 +115,27 @@ class MixSpec:
             raise MixSpecError(f"mix must be one of {MIX_MODES}, got {self.mix!r}")
         if not self.sources:
             raise MixSpecError("a mixture needs at least one source")
+        for s in self.sources:
+            if not isinstance(s.name, str) or not s.name:
+                raise MixSpecError(f"source name must be a non-empty string, got {s.name!r}")
+            for key in ("path", "script", "cap_mode"):
+                if getattr(s, key) is not None and not isinstance(getattr(s, key), str):
+                    raise MixSpecError(f"source {s.name!r}: {key} must be a string, got {getattr(s, key)!r}")
+        for key in ("root", "split", "total_cap_mode"):
+            if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
+                raise MixSpecError(f"{key} must be a string, got {getattr(self, key)!r}")
         names = [s.name for s in self.sources]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise MixSpecError(f"source name(s) {dupes} appear twice")
         for s in self.sources:
-            if not isinstance(s.name, str) or not s.name:
-                raise MixSpecError(f"source name must be a non-empty string, got {s.name!r}")
             if s.cap_mode not in CAP_MODES:
                 raise MixSpecError(f"source {s.name!r}: cap_mode must be one of {CAP_MODES}, got {s.cap_mode!r}")
             s.cap = parse_cap_value(s.name, s.cap)
             if s.ratio is not None:
                 try:
+                    if isinstance(s.ratio, bool):
+                        raise TypeError
                     s.ratio = float(s.ratio)
                 except (TypeError, ValueError):
                     raise MixSpecError(f"source {s.name!r}: ratio must be a number, got {s.ratio!r}") from None
@@ -141,8 +150,8 @@ class MixSpec:
             if given and len(given) != len(self.sources):
                 missing = [s.name for s in self.sources if s.ratio is None]
                 raise MixSpecError(f"mix 'ratio': sources {missing} have no ratio (give all or none)")
-            if given and sum(given) <= 0:
-                raise MixSpecError("mix 'ratio': ratios must have a positive sum")
+            if given and not 0 < sum(given) < math.inf:
+                raise MixSpecError("mix 'ratio': ratios must have a positive, finite sum")
 
     def ratios(self) -> list[float]:
         """Normalised batch shares (equal when no ratio is given)."""
@@ -180,15 +189,18 @@ class MixSpec:
         if not isinstance(d, Mapping):
             raise MixSpecError(f"{where}: expected a mapping at top level, got {type(d).__name__}")
         allowed = {"sources", "mix", "seed", "total_cap", "total_cap_mode", "root", "split", "select_data", "caps"}
-        unknown = sorted(set(d) - allowed)
+        unknown = sorted(set(d) - allowed, key=str)
         if unknown:
             raise MixSpecError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
         src_keys = {f.name for f in fields(SourceSpec)}
         sources: list[SourceSpec] = []
-        for i, raw in enumerate(d.get("sources") or []):
-            if not isinstance(raw, Mapping) or "name" not in raw:
-                raise MixSpecError(f"{where}: sources[{i}] must be a mapping with a 'name'")
-            bad = sorted(set(raw) - src_keys)
+        raw_sources = d.get("sources") or []
+        if not isinstance(raw_sources, list):
+            raise MixSpecError(f"{where}: sources must be a list of mappings, got {raw_sources!r}")
+        for i, raw in enumerate(raw_sources):
+            if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not raw["name"]:
+                raise MixSpecError(f"{where}: sources[{i}] must be a mapping with a 'name' (a non-empty string)")
+            bad = sorted(set(raw) - src_keys, key=str)
             if bad:
                 raise MixSpecError(f"{where}: sources[{i}] ({raw['name']!r}) unknown key(s) {bad}")
             sources.append(SourceSpec(**{k: raw[k] for k in raw}))
@@ -199,10 +211,17 @@ class MixSpec:
         check_cap_keys([s.name for s in sources], caps)
         sources = [replace(s, cap=s.cap if s.cap is not None else cap_for(s.name, caps)) for s in sources]
         total_cap = d.get("total_cap", caps.get(TOTAL_CAP_KEY))
+        seed = d.get("seed", 0)
+        try:
+            if isinstance(seed, bool) or not isinstance(seed, (int, str)):
+                raise TypeError
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise MixSpecError(f"{where}: seed must be an integer, got {seed!r}") from None
         return cls(
             sources=sources,
             mix=d.get("mix", "concat"),
-            seed=int(d.get("seed", 0)),
+            seed=seed,
             total_cap=parse_cap_value("total_cap", total_cap),
             total_cap_mode=d.get("total_cap_mode", "first"),
             root=d.get("root"),

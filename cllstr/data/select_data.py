@@ -82,8 +82,10 @@ def parse_select_data(select: str | Sequence[str]) -> list[str]:
         if select.strip() == ALL_SOURCES:
             return [ALL_SOURCES]
         groups = select.split("-")
-    else:
+    elif isinstance(select, (list, tuple)):
         groups = list(select)
+    else:
+        raise MixSpecError(f"select-data must be a string or a list of groups, got {select!r}")
     if not groups:
         raise MixSpecError("select-data is empty")
     names: list[str] = []
@@ -155,10 +157,12 @@ def parse_caps(caps: Mapping[str, Any] | Sequence[str] | str | None) -> dict[str
     items: list[tuple[str, Any]]
     if isinstance(caps, Mapping):
         items = list(caps.items())
-    else:
+    elif isinstance(caps, (str, list, tuple)):
         parts = caps.split(",") if isinstance(caps, str) else list(caps)
         items = []
         for part in parts:
+            if not isinstance(part, str):
+                raise MixSpecError(f"cap {part!r} must be a string like NAME=COUNT")
             part = part.strip()
             if not part:
                 continue
@@ -166,6 +170,8 @@ def parse_caps(caps: Mapping[str, Any] | Sequence[str] | str | None) -> dict[str
             if not sep or not key.strip():
                 raise MixSpecError(f"cap {part!r} must look like NAME=COUNT")
             items.append((key.strip(), value.strip()))
+    else:
+        raise MixSpecError(f"caps must be a mapping, a list or a string like NAME=COUNT,..., got {caps!r}")
     out: dict[str, int] = {}
     for key, value in items:
         if not isinstance(key, str) or not key:
@@ -201,16 +207,20 @@ def parse_batch_ratio(ratio: str | Sequence[float] | None, n: int) -> list[float
     """Parse ``"0.5-0.5"`` / ``[1, 1]`` into ``n`` normalised shares; None stays None."""
     if ratio is None:
         return None
+    if not isinstance(ratio, (str, list, tuple)):
+        raise MixSpecError(f"batch ratio {ratio!r} must be numbers joined by '-' or a list of numbers")
     parts = ratio.split("-") if isinstance(ratio, str) else list(ratio)
     try:
+        if any(isinstance(p, bool) for p in parts):
+            raise TypeError
         values = [float(p) for p in parts]
     except (TypeError, ValueError):
         raise MixSpecError(f"batch ratio {ratio!r} must be numbers joined by '-'") from None
     if len(values) != n:
         raise MixSpecError(f"batch ratio {ratio!r} has {len(values)} values for {n} sources")
-    if any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
-        raise MixSpecError(f"batch ratio {ratio!r} must be non-negative with a positive sum")
     total = sum(values)
+    if any(not math.isfinite(v) or v < 0 for v in values) or not 0 < total < math.inf:
+        raise MixSpecError(f"batch ratio {ratio!r} must be non-negative with a positive, finite sum")
     return [v / total for v in values]
 
 

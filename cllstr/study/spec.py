@@ -268,7 +268,7 @@ def study_from_dict(data: Mapping[str, Any], where: str = "study") -> StudySpec:
         raise StudyError(f"{where}: top level must be a mapping")
     known = {"name", "description", "data", "base", "models", "seeds", "mixtures", "inits", "eval", "report",
              "charset"}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
         raise StudyError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
     if "name" not in data or "mixtures" not in data:
@@ -280,17 +280,26 @@ def study_from_dict(data: Mapping[str, Any], where: str = "study") -> StudySpec:
     if isinstance(models, (str, Mapping)):
         models = [models]
     seeds = data.get("seeds", [21])
-    if isinstance(seeds, int):
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = default_seeds(seeds)
+    inits = data.get("inits", [{}])
+    for key, value in (("models", models), ("seeds", seeds), ("inits", inits)):
+        if not isinstance(value, list):
+            raise StudyError(f"{where}: '{key}' must be a list, got {value!r}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise StudyError(f"{where}: seeds must be integers (or a count), got {seeds!r}")
+    base = data.get("base", {}) or {}
+    if not isinstance(base, Mapping):
+        raise StudyError(f"{where}: 'base' must be a mapping of TrainConfig fields, got {base!r}")
     spec = StudySpec(
         name=str(data["name"]),
         description=str(data.get("description", "")),
         data=_build(DataSource, data.get("data", {}), f"{where}: data"),
-        base=dict(data.get("base", {}) or {}),
+        base=dict(base),
         models=[_model_entry(m, f"{where}: models[{i}]") for i, m in enumerate(models)],
-        seeds=[int(s) for s in seeds],
+        seeds=list(seeds),
         mixtures=[_build(Mixture, m, f"{where}: mixtures[{i}]") for i, m in enumerate(mixtures)],
-        inits=[_build(InitMode, m, f"{where}: inits[{i}]") for i, m in enumerate(data.get("inits", [{}]))],
+        inits=[_build(InitMode, m, f"{where}: inits[{i}]") for i, m in enumerate(inits)],
         eval=_build(EvalSpec, data.get("eval", {}), f"{where}: eval"),
         report=_build(ReportSpec, data.get("report", {}), f"{where}: report"),
         charset=str(data.get("charset", "shared")),
@@ -361,7 +370,10 @@ def load_study(path: str | Path) -> StudySpec:
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"study file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise StudyError(f"study file {path}: not UTF-8 text: {e}") from None
     try:
         if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)

@@ -170,9 +170,9 @@ def config_from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a (nested) mapping; unknown keys raise ``KeyError`` naming the key."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise KeyError(f"unknown config key(s) {', '.join(prefix + u for u in unknown)}; known: {sorted(names)}")
+        raise KeyError(f"unknown config key(s) {', '.join(prefix + str(u) for u in unknown)}; known: {sorted(names)}")
     return cls(**{k: _coerce(hints[k], v, prefix + k) for k, v in data.items()})
 
 
@@ -181,7 +181,10 @@ def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"config file {path}: not UTF-8 text: {e}") from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -228,7 +231,10 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
             if not isinstance(node.get(p), dict):
                 node[p] = {}
             node, tp = node[p], (child_tp if dataclasses.is_dataclass(child_tp) else None)
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ValueError(f"override {item!r}: the value is not a YAML scalar, list or mapping: {e}") from None
     return config_from_dict(TrainConfig, data)
 
 
