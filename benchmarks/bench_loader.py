@@ -5,11 +5,15 @@ Both read the same LMDB of JPEG word crops (sizes like MLT19 crops) and produce 
 ``AlignCollate``: PIL decode and ``convert("RGB")`` per sample, then in the collate a per-image resize, ``ToTensor``
 (torchvision's ``to_tensor`` steps), ``sub_(0.5).div_(0.5)`` and ``torch.cat``.
 
-The two loaders run alternately, one epoch each per round, so that load from other processes on a shared machine
-hits both alike; each round gives a ratio and the script prints their median.
+Fair by construction: every loading process of both loaders runs one decode thread and one torch thread (printed),
+with the same number of worker processes; before timing, one unshuffled pass of each checks that cllstr's batches
+equal the reference's (within 1e-6). cllstr's ``jpeg_draft`` speed option (reduced-scale JPEG decoding) is timed as
+a third loader; its pixels differ, and the script prints by how much (mean and max absolute difference, in 1/255).
+The loaders run in alternating order, one epoch each per round; each round gives a ratio and the script prints
+their median (at least 3 rounds).
 
-    python benchmarks/bench_loader.py                 # prints images/s and the ratio for 0 and 2 workers
-    python benchmarks/bench_loader.py --num 4096 --epochs 5 --decode-threads 1
+    python benchmarks/bench_loader.py                 # prints images/s and the ratios for 0 and 2 workers
+    python benchmarks/bench_loader.py --num 4096 --epochs 5
 """
 
 from __future__ import annotations
@@ -97,28 +101,36 @@ def one_epoch(loader) -> tuple[int, float, float]:
     return n, time.perf_counter() - start, time.process_time() - cpu
 
 
-def compare(ref, ours, epochs: int) -> dict[str, float]:
-    """Reference and cllstr images/s over ``epochs`` alternating rounds (after a warm-up pass each, which starts
-    persistent workers), the median of the per-round ratios, and the ratio of CPU time per image in this process
+def images_of(loader) -> torch.Tensor:
+    """All images of one pass, in order."""
+    return torch.cat([b[0] if isinstance(b, tuple) else b.images for b in loader])
+
+
+def compare(loaders: dict[str, object], epochs: int) -> dict[str, dict[str, float]]:
+    """Images/s of each loader over ``epochs`` rounds in rotating order (after a warm-up pass each, which starts
+    persistent workers), the median per-round ratio to ``ref``, and the ratio of CPU time per image in this process
     (the whole cost with 0 workers: it shows efficiency apart from how many cores were free)."""
-    one_epoch(ref)
-    one_epoch(ours)
-    totals = {"ref": np.zeros(3), "ours": np.zeros(3)}
-    ratios = []
+    names = list(loaders)
+    for loader in loaders.values():
+        one_epoch(loader)
+    totals = {name: np.zeros(3) for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in names}
     for r in range(epochs):
-        order = [("ref", ref), ("ours", ours)] if r % 2 == 0 else [("ours", ours), ("ref", ref)]
         ips = {}
-        for name, loader in order:
-            n, sec, cpu = one_epoch(loader)
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            n, sec, cpu = one_epoch(loaders[name])
             totals[name] += (n, sec, cpu)
             ips[name] = n / sec
-        ratios.append(ips["ours"] / ips["ref"])
-    (n_ref, s_ref, c_ref), (n_ours, s_ours, c_ours) = totals["ref"], totals["ours"]
+        for name in names:
+            ratios[name].append(ips[name] / ips["ref"])
+    n_ref, _, c_ref = totals["ref"]
     return {
-        "ref_ips": n_ref / s_ref,
-        "ours_ips": n_ours / s_ours,
-        "ratio": statistics.median(ratios),
-        "cpu_ratio": (c_ref / n_ref) / (c_ours / n_ours),
+        name: {
+            "ips": totals[name][0] / totals[name][1],
+            "ratio": statistics.median(ratios[name]),
+            "cpu_ratio": (c_ref / n_ref) / (totals[name][2] / totals[name][0]),
+        }
+        for name in names
     }
 
 
@@ -130,32 +142,46 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--min-h", type=int, default=24, help="smallest crop height (px)")
     parser.add_argument("--max-h", type=int, default=96, help="largest crop height (px)")
-    parser.add_argument("--decode-threads", type=int, default=None, help="cllstr decode threads (default: auto)")
     args = parser.parse_args()
+    if args.epochs < 3:
+        parser.error("--epochs must be at least 3 (the ratio is a median)")
+    torch.set_num_threads(1)  # the baseline's threads; worker processes of both loaders get 1 too (DataLoader)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench"
         make_store(path, args.num, args.min_h, args.max_h)
         # py-lmdb allows one environment per file and process, so the baseline reads an identical copy.
         ref_path = Path(tmp) / "bench_ref"
         shutil.copytree(path, ref_path)
-        for workers in args.workers:
+
+        def reference(workers: int, shuffle: bool = True) -> DataLoader:
             extra = {"persistent_workers": True} if workers else {}
-            ref = DataLoader(
-                ReferenceLmdb(ref_path), batch_size=args.batch_size, shuffle=True, num_workers=workers,
+            return DataLoader(
+                ReferenceLmdb(ref_path), batch_size=args.batch_size, shuffle=shuffle, num_workers=workers,
                 collate_fn=reference_collate, pin_memory=False, generator=torch.Generator().manual_seed(0), **extra,
             )
-            ours = build_dataloader(
-                [path], batch_size=args.batch_size, rgb=True, workers=workers, seed=0,
-                decode_threads=args.decode_threads,
-            )
-            res = compare(ref, ours, args.epochs)
-            cpu = f" | CPU/image ratio {res['cpu_ratio']:.2f}x" if workers == 0 else ""
+
+        def cllstr(workers: int, shuffle: bool = True, draft: bool = False) -> DataLoader:
+            return build_dataloader([path], batch_size=args.batch_size, rgb=True, workers=workers, seed=0,
+                                    shuffle=shuffle, decode_threads=1, jpeg_draft=draft)
+
+        want = images_of(reference(0, shuffle=False))
+        got = images_of(cllstr(0, shuffle=False))
+        if got.shape != want.shape or (got - want).abs().max() > 1e-6:
+            raise SystemExit(f"cllstr's batches differ from the reference's: {(got - want).abs().max():.3g}")
+        draft_diff = (images_of(cllstr(0, shuffle=False, draft=True)) - want).abs() * 127.5  # in 1/255 steps
+        print(f"threads: 1 decode thread and 1 torch thread per loading process, both loaders | outputs: cllstr equals "
+              f"the reference (max diff {(got - want).abs().max():.1g}); jpeg_draft differs by {draft_diff.mean():.2f}"
+              f"/255 on average, {draft_diff.max():.0f}/255 at most", flush=True)
+        for workers in args.workers:
+            loaders = {"ref": reference(workers), "cllstr": cllstr(workers), "draft": cllstr(workers, draft=True)}
+            res = compare(loaders, args.epochs)
+            cpu = {k: f", CPU/image {v['cpu_ratio']:.2f}x" if workers == 0 else "" for k, v in res.items()}
             print(
-                f"workers={workers} (decode threads {ours.dataset.decode_threads}): reference {res['ref_ips']:8.0f} "
-                f"img/s | cllstr {res['ours_ips']:8.0f} img/s | ratio {res['ratio']:.2f}x (median of {args.epochs} "
-                f"rounds){cpu}"
+                f"workers={workers}: reference {res['ref']['ips']:7.0f} img/s | cllstr {res['cllstr']['ips']:7.0f} "
+                f"img/s, x{res['cllstr']['ratio']:.2f}{cpu['cllstr']} | cllstr jpeg_draft {res['draft']['ips']:7.0f} "
+                f"img/s, x{res['draft']['ratio']:.2f}{cpu['draft']} (medians of {args.epochs} rounds)", flush=True,
             )
-            del ref, ours
+            del loaders
 
 
 if __name__ == "__main__":
