@@ -10,7 +10,8 @@ per-sequence confidence (product of the per-step max probabilities), as referenc
 from __future__ import annotations
 
 import argparse
-import timeit
+import statistics
+import time
 
 import torch
 
@@ -80,9 +81,11 @@ def test_python_loop(benchmark) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of the three paths in rotating order (>= 3)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads of all paths")
     args = parser.parse_args()
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3 (the ratios are medians)")
     torch.set_num_threads(args.threads)
     x = make_logits()
     # Same answers before timing: the comparison is between equal work.
@@ -90,15 +93,27 @@ def main() -> None:
     ref, ref_conf = python_loop(x)
     assert [tokens[b, : int(lengths[b])].tolist() for b in range(B)] == ref
     torch.testing.assert_close(conf, torch.tensor(ref_conf), rtol=1e-3, atol=0)
-    times = {}
-    for name, fn in (("native", native), ("torch_ops", torch_ops), ("python_loop", python_loop)):
+    ops_ids, ops_conf = torch_ops(x)
+    assert [row.tolist() for row in ops_ids] == ref
+    torch.testing.assert_close(ops_conf, torch.tensor(ref_conf), rtol=1e-3, atol=0)
+    paths = {"native": native, "torch_ops": torch_ops, "python_loop": python_loop}
+    for fn in paths.values():
         fn(x)
-        times[name] = min(timeit.repeat(lambda fn=fn: fn(x), number=1, repeat=args.repeat))
-    print(f"ctc_greedy_decode B={B} T={T} C={C} fp32, {args.threads} threads, best of {args.repeat}")
-    for name, t in times.items():
-        print(f"  {name:12s} {B / t:12.0f} seq/s")
-    print(f"  native vs python_loop: {times['python_loop'] / times['native']:.1f}x")
-    print(f"  native vs torch_ops:   {times['torch_ops'] / times['native']:.1f}x")
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for r in range(args.rounds):
+        for name in names[r % 3 :] + names[: r % 3]:
+            start = time.perf_counter()
+            paths[name](x)
+            times[name].append(time.perf_counter() - start)
+        assert torch.get_num_threads() == args.threads
+    print(f"ctc_greedy_decode B={B} T={T} C={C} fp32, {args.threads} threads (all paths), median of {args.rounds} "
+          f"rotating rounds; outputs checked equal (ids exactly, confidence within 1e-3)")
+    for name in names:
+        print(f"  {name:12s} {B / statistics.median(times[name]):12.0f} seq/s")
+    for other in ("python_loop", "torch_ops"):
+        ratio = statistics.median(o / n for o, n in zip(times[other], times["native"], strict=True))
+        print(f"  native vs {other + ':':12s} {ratio:.1f}x")
 
 
 if __name__ == "__main__":
