@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cllstr.cli.errors import fail, one_line
+from cllstr.cli.examples import epilog
 from cllstr.text.charset import Charset
 
 app = typer.Typer(help="LMDB stores: create, inspect, validate, charset.", no_args_is_help=True)
@@ -24,7 +26,7 @@ def _load_charset(path: Path | None, reference: bool) -> Charset | None:
         raise typer.BadParameter(str(e), param_hint="--charset") from None
 
 
-@app.command("create")
+@app.command("create", epilog=epilog("data create"))
 def create(
     image_dir: Path = typer.Argument(..., help="Folder the ground-truth image paths are relative to."),
     gt_file: Path = typer.Argument(..., help="UTF-8 file of 'path<TAB>label' lines."),
@@ -55,8 +57,7 @@ def create(
             commit_every=commit_every,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        fail(str(e))
     for lineno, text in rep.bad_lines[:10]:
         console.print(f"[yellow]{gt_file}:{lineno}: no 'path<TAB>label': {text[:60]!r}[/yellow]")
     for lineno, rel in rep.missing_files[:10]:
@@ -67,7 +68,7 @@ def create(
     console.print(f"wrote {rep.written} records to {rep.path} ({skipped} skipped, resumed from {rep.resumed_from})")
 
 
-@app.command("inspect")
+@app.command("inspect", epilog=epilog("data inspect"))
 def inspect(
     paths: list[Path] = typer.Argument(..., help="LMDB directories."),
     charset: Path | None = typer.Option(None, help="Charset file to measure coverage against."),
@@ -86,8 +87,7 @@ def inspect(
         try:
             reports.append(inspect_lmdb(p, cs, mode=mode, limit=limit).to_dict())
         except (FileNotFoundError, LmdbFormatError, KeyError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2) from None
+            fail(one_line(e))
     if as_json:
         typer.echo(json.dumps(reports, ensure_ascii=False, indent=2))
         return
@@ -109,7 +109,7 @@ def inspect(
             console.print(f"{r['path']}: out-of-charset tokens: {top}")
 
 
-@app.command("validate")
+@app.command("validate", epilog=epilog("data validate"))
 def validate(
     paths: list[Path] = typer.Argument(..., help="LMDB directories."),
     charset: Path | None = typer.Option(None, help="Report characters outside this charset file."),
@@ -141,7 +141,7 @@ def validate(
         raise typer.Exit(1)
 
 
-@app.command("charset")
+@app.command("charset", epilog=epilog("data charset"))
 def charset(
     paths: list[Path] = typer.Argument(..., help="LMDB directories."),
     output: Path = typer.Option(..., "--output", "-o", help="Charset file to write (one token per line)."),
@@ -160,7 +160,6 @@ def charset(
             paths, mode=mode, min_count=min_count, scripts=script, keep_neutral=keep_neutral, unshape=unshape_arabic
         )
     except (FileNotFoundError, LmdbFormatError, KeyError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        fail(one_line(e))
     cs.save(output)
     console.print(f"wrote {len(cs)} tokens ({cs.mode}) to {output}; left out {len(dropped)} distinct tokens")

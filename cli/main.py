@@ -6,18 +6,32 @@ Only working commands are registered. A command group lives in its own module of
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
+import typer.rich_utils
 
 from cllstr import __version__
 from cllstr.cli import data, demo, doctor, predict, study, synth, train
 from cllstr.cli import eval as eval_cli
+from cllstr.cli.errors import CliGroup, set_debug
+from cllstr.cli.examples import epilog
+
+#: Help width when stdout is not a terminal (a pipe, a file, CI) and neither COLUMNS nor TERMINAL_WIDTH is set;
+#: a terminal gets its full width.
+HELP_WIDTH = 120
+if typer.rich_utils.MAX_WIDTH is None and "COLUMNS" not in os.environ and not sys.stdout.isatty():
+    typer.rich_utils.MAX_WIDTH = HELP_WIDTH
 
 app = typer.Typer(
     name="cllstr",
+    cls=CliGroup,
     help="Multilingual scene text recognition and cross-lingual learning studies.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"max_content_width": HELP_WIDTH, "help_option_names": ["-h", "--help"]},
 )
 
 
@@ -30,18 +44,24 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (also CLLSTR_DEBUG=1)."),
 ) -> None:
-    """cllstr: fast multilingual STR and cross-lingual learning studies."""
+    """cllstr: fast multilingual STR and cross-lingual learning studies.
+
+    Errors print one line, `error: ...`, and exit with 2 for a usage error, 1 for a data or runtime error and 130
+    after Ctrl-C (whose message says how to resume).
+    """
+    set_debug(debug)
 
 
-app.command("doctor")(doctor.doctor)
-app.command("demo")(demo.demo)
-app.add_typer(synth.app, name="synth")
-app.add_typer(data.app, name="data")
-app.command("train")(train.train)
-app.command("eval")(eval_cli.evaluate)
-app.command("predict")(predict.predict)
-app.add_typer(study.app, name="study")
+app.command("doctor", epilog=epilog("doctor"))(doctor.doctor)
+app.command("demo", epilog=epilog("demo"))(demo.demo)
+app.add_typer(synth.app, name="synth", epilog=epilog("synth"))
+app.add_typer(data.app, name="data", epilog=epilog("data"))
+app.command("train", epilog=epilog("train"))(train.train)
+app.command("eval", epilog=epilog("eval"))(eval_cli.evaluate)
+app.command("predict", epilog=epilog("predict"))(predict.predict)
+app.add_typer(study.app, name="study", epilog=epilog("study"))
 
 
 def run() -> None:

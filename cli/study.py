@@ -12,13 +12,11 @@ from typing import Annotated
 
 import typer
 
+from cllstr.cli.errors import fail, one_line, usage
+from cllstr.cli.examples import epilog
+
 app = typer.Typer(help="Cross-lingual and data-mixing studies: many runs from one file, paper-style tables.",
                   no_args_is_help=True)
-
-
-def _fail(msg: str) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 def _set_base(base: dict, items: list[str]) -> dict:
@@ -30,7 +28,7 @@ def _set_base(base: dict, items: list[str]) -> dict:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            _fail(f"--set {item!r} must look like key.sub=value (e.g. model=crnn, optim.lr=5e-4)")
+            usage(f"{item!r} must look like key.sub=value (e.g. model=crnn, optim.lr=5e-4)", "--set")
         node: dict = {}
         leaf = node
         parts = key.strip().split(".")
@@ -41,7 +39,7 @@ def _set_base(base: dict, items: list[str]) -> dict:
     return base
 
 
-@app.command("run")
+@app.command("run", epilog=epilog("study run"))
 def run(
     study: Annotated[Path | None, typer.Argument(help="Study file (YAML/TOML/JSON); or use --preset.")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="cll-joint, cll-cascade, cll-synth-size, "
@@ -66,12 +64,15 @@ def run(
     from cllstr.study.spec import ModelEntry, StudyError, default_seeds, expand, load_study, validate
 
     if (study is None) == (preset is None):
-        _fail("pass exactly one of a STUDY file or --preset NAME")
+        usage("pass exactly one of a STUDY file or --preset NAME")
     if out is None:
-        _fail("--out DIR is required")
+        usage("--out DIR is required")
     try:
         if preset is not None:
-            spec = get_preset(preset, scale=0.01 if scale is None else scale, seeds=seeds or 1)
+            try:
+                spec = get_preset(preset, scale=0.01 if scale is None else scale, seeds=seeds or 1)
+            except KeyError as e:
+                usage(one_line(e), "--preset")
         else:
             spec = load_study(study)
             if scale is not None:
@@ -82,7 +83,7 @@ def run(
             spec.data.root = str(data)
         if no_synth:
             if data is None:
-                _fail("--no-synth needs --data pointing at a real data root")
+                usage("needs --data pointing at a real data root", "--no-synth")
             spec.data.profile = None
         if model:
             spec.models = [ModelEntry(name) for name in model]
@@ -99,7 +100,7 @@ def run(
         runner = StudyRunner(spec, out, parallel=parallel, executor=executor, quiet=quiet, device=device)
         result = runner.run()
     except (StudyError, KeyError, ValueError, FileNotFoundError, FileExistsError) as e:
-        _fail(str(e.args[0] if e.args else e))
+        fail(one_line(e))
     typer.echo(f"study {spec.name}: {len(result.done)} run(s) trained, {len(result.skipped)} already finished, "
                f"{len(result.failed)} failed, {result.seconds / 60:.1f} min wall time -> {out}")
     if report:
@@ -113,7 +114,7 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command("report")
+@app.command("report", epilog=epilog("study report"))
 def report_cmd(
     study_dir: Annotated[Path, typer.Argument(help="A study folder written by `cllstr study run`.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default: STUDY_DIR/report).")] = None,
@@ -126,14 +127,14 @@ def report_cmd(
     try:
         summary = write_report(study_dir, out, plots=plots)
     except (FileNotFoundError, StudyError) as e:
-        _fail(str(e))
+        fail(one_line(e))
     typer.echo((Path(out) if out else study_dir / "report") / "report.md")
     typer.echo(f"{summary['runs']['done']}/{summary['runs']['total']} runs done")
     for line in summary["findings"]:
         typer.echo(f"  {line}")
 
 
-@app.command("presets")
+@app.command("presets", epilog=epilog("study presets"))
 def presets() -> None:
     """List the built-in study presets."""
     from cllstr.study.presets import PRESETS, list_presets

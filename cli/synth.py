@@ -12,6 +12,9 @@ from typing import Annotated
 
 import typer
 
+from cllstr.cli.errors import fail, one_line, usage
+from cllstr.cli.examples import epilog
+
 app = typer.Typer(
     help="Synthetic multilingual word crops (SynthMLT-like) written as LMDB.",
     invoke_without_command=True,
@@ -34,30 +37,25 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace finished L
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
 
 
-def _fail(msg: str) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
 def _specs(profile: str | None, scale: float, scripts: str | None, n: int, style: str, seed: int):
     from cllstr.scripts import get_script
     from cllstr.synth.profiles import DatasetSpec, get_profile
     from cllstr.synth.styles import get_style
 
     if (profile is None) == (scripts is None):
-        _fail("pass exactly one of --profile (e.g. mlt19-mini) or --scripts (e.g. KOR,LAT)")
+        usage("pass exactly one of --profile (e.g. mlt19-mini) or --scripts (e.g. KOR,LAT)")
     try:
         if profile is not None:
             return get_profile(profile)(scale=scale, seed=seed)
         names = tuple(get_script(s).name for s in scripts.split(",") if s.strip())
         if not names:
-            _fail("--scripts is empty")
+            usage("--scripts is empty")
         if n < 1:
-            _fail(f"--n must be >= 1, got {n}")
+            usage(f"must be >= 1, got {n}", "--n")
         get_style(style)
         return [DatasetSpec("", names, style, n, seed, {"scripts_mode": True})]
     except (KeyError, ValueError) as e:
-        _fail(str(e.args[0] if e.args else e))
+        usage(one_line(e))
 
 
 def run(
@@ -80,9 +78,9 @@ def run(
     from cllstr.synth.fonts import FontNotFoundError, RaqmMissingError
     from cllstr.synth.generate import generate
 
-    if out is None:
-        _fail("--out is required")
     specs = _specs(profile, scale, scripts, n, style, seed)
+    if out is None:
+        usage("--out is required")
     try:
         results = generate(
             specs,
@@ -96,7 +94,7 @@ def run(
             progress=not no_progress,
         )
     except (RaqmMissingError, FontNotFoundError, FileExistsError, FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+        fail(one_line(e))
     written = sum(r.written for r in results)
     skipped = sum(r.skipped_words for r in results)
     done = sum(r.status == "complete" for r in results)
@@ -145,10 +143,10 @@ def synth(
     )
 
 
-app.command("run")(run)
+app.command("run", epilog=epilog("synth run"))(run)
 
 
-@app.command("preview")
+@app.command("preview", epilog=epilog("synth preview"))
 def preview(
     out: Annotated[Path, typer.Option("--out", "-o", help="Image file to write (e.g. sheet.png).")],
     scripts: Annotated[
@@ -177,12 +175,14 @@ def preview(
             font_dir=str(font_dir) if font_dir else None,
             bg_dir=str(bg_dir) if bg_dir else None,
         )
-    except (KeyError, ValueError, OSError) as e:
-        _fail(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+    except KeyError as e:
+        usage(one_line(e))
+    except (ValueError, OSError) as e:
+        fail(one_line(e))
     typer.echo(f"wrote {path}")
 
 
-@app.command("fonts")
+@app.command("fonts", epilog=epilog("synth fonts"))
 def fonts(
     scripts: Annotated[
         str, typer.Option("--scripts", "-s", help="Comma-separated scripts.")

@@ -7,10 +7,13 @@ reaches every other field (``--set optim.pct_start=0.2``).
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import typer
 
+from cllstr.cli.errors import Interrupted, one_line, usage
 from cllstr.train.config import TrainConfig, apply_overrides, load_config
 
 
@@ -20,7 +23,43 @@ def _caps(items: list[str]) -> dict[str, int]:
     try:
         return parse_caps(",".join(items))
     except MixSpecError as e:
-        raise typer.BadParameter(str(e), param_hint="--cap") from e
+        usage(str(e), "--cap")
+
+
+def check_run_inputs(cfg: TrainConfig, resume: bool) -> None:
+    """Catch what a person typed wrong before any data is read: the model, the select-data string, the batch ratio,
+    the data root, the run folder of a ``--resume`` and the ``--init-from`` checkpoint."""
+    from cllstr.data.mixing import MixSpecError, parse_batch_ratio, parse_select_data
+    from cllstr.models import list_models
+
+    if cfg.model not in list_models():
+        usage(f"unknown model {cfg.model!r}; known models: {', '.join(list_models())}", "--model")
+    try:
+        names = parse_select_data(cfg.data.select_data)
+    except MixSpecError as e:
+        usage(str(e), "--select-data")
+    if cfg.data.batch_ratio is not None and names != ["/"]:
+        try:
+            parse_batch_ratio(cfg.data.batch_ratio, len(names))
+        except (MixSpecError, ValueError) as e:
+            usage(str(e), "--batch-ratio")
+    for key, value in (("--iterations", cfg.iterations), ("--batch-size", cfg.batch_size)):
+        if value < 1:
+            usage(f"must be >= 1, got {value}", key)
+    root = Path(cfg.data.root)
+    if not root.is_dir():
+        usage(f"data folder not found: {root} (make one with `cllstr synth --profile mlt19-mini --out {root}`)",
+              "--data-root")
+    if resume and not (Path(cfg.out_dir) / "last.pt").is_file():
+        usage(f"nothing to resume: {Path(cfg.out_dir) / 'last.pt'} does not exist", "--resume")
+    if cfg.init_from and not Path(cfg.init_from).is_file():
+        usage(f"checkpoint not found: {cfg.init_from}", "--init-from")
+
+
+def _resume_command() -> str:
+    """The command line of this process with ``--resume`` added (what to type to continue)."""
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    return " ".join(["cllstr", *(shlex.quote(a) for a in args), "--resume"])
 
 
 def train(
@@ -54,6 +93,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a recogniser; writes OUT/last.pt, OUT/best.pt (best mean 1-NED), log.jsonl, train.csv, val.csv."""
+    from cllstr.train.engine import TrainingInterrupted
     from cllstr.train.engine import train as run_training
 
     try:
@@ -76,6 +116,10 @@ def train(
             items.append("tensorboard=true")
         cfg = apply_overrides(cfg, items + list(set_))
     except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
-        raise typer.BadParameter(str(e)) from e
-    _, summary = run_training(cfg, resume=resume, quiet=quiet)
+        usage(one_line(e))
+    check_run_inputs(cfg, resume)
+    try:
+        _, summary = run_training(cfg, resume=resume, quiet=quiet)
+    except TrainingInterrupted as e:
+        raise Interrupted(f"{e}; continue with: {_resume_command()}") from None
     typer.echo(json.dumps(summary))

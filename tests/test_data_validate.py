@@ -138,13 +138,13 @@ def test_cli_inspect_charset_create(good, tmp_path):
     res = runner.invoke(app, ["data", "inspect", str(good)])
     assert res.exit_code == 0 and "LMDB stores" in res.output
     res = runner.invoke(app, ["data", "inspect", str(tmp_path / "nope")])
-    assert res.exit_code == 2 and "nope" in res.output
+    assert res.exit_code == 1 and "nope" in res.output
     (tmp_path / "i").mkdir()
     (tmp_path / "i" / "a.png").write_bytes(png(9))
     (tmp_path / "gt.txt").write_text("a.png\tword\n", encoding="utf-8")
     res = runner.invoke(app, ["data", "create", str(tmp_path / "i"), str(tmp_path / "gt.txt"), str(tmp_path / "o")])
     assert res.exit_code == 0 and "wrote 1 records" in res.output
     res = runner.invoke(app, ["data", "create", str(tmp_path / "i"), str(tmp_path / "gt.txt"), str(tmp_path / "o")])
-    assert res.exit_code == 2 and "already exists" in res.output
+    assert res.exit_code == 1 and "already exists" in res.output
     res = runner.invoke(app, ["data", "create", "x", "y", "z", "--script", "ELV"])
     assert res.exit_code != 0 and "ELV" in res.output

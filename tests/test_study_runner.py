@@ -82,12 +82,12 @@ def test_cli_report_and_bad_input(joint_study: tuple[Path, Path, object], tmp_pa
     assert res.exit_code == 0, res.output
     assert "9/9 runs done" in res.output and (tmp_path / "rep" / "report.md").is_file()
     res = cli.invoke(app, ["study", "report", str(tmp_path / "nothing")])
-    assert res.exit_code == 2 and "study.json" in res.output
+    assert res.exit_code == 1 and "study.json" in res.output
     res = cli.invoke(app, ["study", "run", "--preset", "nope", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "cll-joint" in res.output
     res = cli.invoke(app, ["study", "run", "--preset", "cll-joint", "--out", str(tmp_path / "x"), "--set", "bogus=1",
                            "--dry-run"])
-    assert res.exit_code == 2 and "bogus" in res.output
+    assert res.exit_code == 1 and "bogus" in res.output
     res = cli.invoke(app, ["study", "run", "--preset", "cll-joint", "--out", str(tmp_path / "x"), "--seeds", "2",
                            "--dry-run"])
     assert res.exit_code == 0 and res.output.strip().endswith("18 runs")

@@ -114,7 +114,8 @@ def test_cli_scripts_mode_and_preview(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["synth"], "--out"),
+        (["synth"], "--profile"),
+        (["synth", "--profile", "mlt19-mini"], "--out"),
         (["synth", "--out", "x"], "exactly one"),
         (["synth", "--out", "x", "--profile", "nope"], "unknown synth profile"),
         (["synth", "--out", "x", "--scripts", "XYZ"], "unknown script"),

@@ -8,6 +8,7 @@ and reported.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,4 +127,11 @@ def create_lmdb(
                 label = normalize_label(raw_label)
             writer.add(data, label, image_path=rel if store_paths else None)
         report.written = writer.num_samples
+        if report.written == 0:
+            writer.abort()
+            shutil.rmtree(writer.tmp, ignore_errors=True)
+            raise ValueError(
+                f"no record to write from {gt_file}: {len(entries)} ground-truth line(s), "
+                f"{len(report.missing_files)} image(s) not found under {root}, {len(report.invalid_images)} "
+                f"undecodable, {len(report.bad_lines)} line(s) without 'path<TAB>label'; nothing was written")
     return report

@@ -15,7 +15,7 @@ from typing import Any
 from cllstr.data.dali import DALI_MISSING, HAS_DALI, require_dali
 from cllstr.data.mixing import MixSpec
 
-__all__ = ["DALI_ONLY", "LOADER_KINDS", "make_loader", "resolve_loader_kind"]
+__all__ = ["DALI_ONLY", "LOADER_KINDS", "describe_loader", "make_loader", "resolve_loader_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +82,12 @@ def make_loader(
             log.info("torch loader: ignoring DALI-only argument(s) %s", dropped)
         kwargs = {k: v for k, v in kwargs.items() if k not in DALI_ONLY}
     return _BUILDERS[resolved]()(root_or_paths, select_data, **kwargs)
+
+
+def describe_loader(loader: Any) -> str:
+    """What actually loads the batches: ``"torch (2 workers)"``, ``"DALI CPU"`` or ``"DALI GPU (mixed decode)"``."""
+    device = getattr(loader, "device", None)
+    if hasattr(loader, "plan") and device is not None:  # a DaliLoader
+        return "DALI GPU (mixed decode)" if device == "gpu" else "DALI CPU"
+    workers = getattr(loader, "num_workers", 0)
+    return f"torch ({workers} worker{'s' if workers != 1 else ''})" if workers else "torch (in-process)"

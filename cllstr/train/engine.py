@@ -9,7 +9,10 @@ everything from a :class:`~cllstr.train.config.TrainConfig` with the real data l
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from cllstr.train.data_stream import BatchStream
 from cllstr.train.monitor import RunMonitor
 from cllstr.train.precision import autocast, configure_threads, resolve_amp_dtype, resolve_device
 
-__all__ = ["Trainer", "train", "seed_everything", "unwrap"]
+__all__ = ["Trainer", "TrainingInterrupted", "train", "seed_everything", "unwrap"]
 
 
 def seed_everything(seed: int) -> None:
@@ -38,6 +41,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped :meth:`Trainer.fit`; ``checkpoint`` (``last.pt``) holds the state at ``iteration``."""
+
+    def __init__(self, iteration: int, checkpoint: Path) -> None:
+        super().__init__(f"stopped at iteration {iteration}; the run was saved to {checkpoint}")
+        self.iteration = iteration
+        self.checkpoint = checkpoint
 
 
 class Trainer:
@@ -52,8 +64,9 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, charset: Any, train_loader: Any, val_loaders: dict[str, Any] | None = None,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, loader_name: str | None = None) -> None:
         self.cfg = cfg
+        self.loader_name = loader_name
         self.charset = charset
         self.val_loaders = val_loaders or {}
         self.out_dir = Path(cfg.out_dir)
@@ -73,9 +86,8 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=o.lr, total_steps=max(cfg.iterations, 1), pct_start=o.pct_start,
-            div_factor=o.div_factor, final_div_factor=o.final_div_factor, cycle_momentum=False)
+        self.scheduler = self._make_scheduler(cfg.iterations)
+        self.schedule_note: str | None = None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.stream = BatchStream(train_loader)
@@ -85,6 +97,12 @@ class Trainer:
         self.unknown_chars = 0
         self.quiet = quiet
         self.history: list[dict[str, Any]] = []
+
+    def _make_scheduler(self, total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+        o = self.cfg.optim
+        return torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=o.lr, total_steps=max(total_steps, 1), pct_start=o.pct_start,
+            div_factor=o.div_factor, final_div_factor=o.final_div_factor, cycle_momentum=False)
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -122,10 +140,30 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
+        saved_total = int(state["scheduler"].get("total_steps", self.cfg.iterations))
+        if saved_total != max(self.cfg.iterations, 1):
+            self._stretch_schedule(saved_total)
         self.best_score = float(state["best_score"])
         self.criterion.infeasible, self.criterion.seen = state.get("infeasible", [0, 0])
         self.stream.load_state_dict(state["data"])
         restore_rng(state["rng"])  # after the stream, whose fast-forward consumed random numbers
+
+    def _stretch_schedule(self, saved_total: int) -> None:
+        """Resume with another ``iterations``: the OneCycle curve is recomputed for the new length and the run continues
+        on it from the current iteration (the learning rate jumps to the new curve's value there)."""
+        if self.cfg.iterations < self.iteration:
+            raise ValueError(
+                f"the checkpoint is at iteration {self.iteration}, past --iterations {self.cfg.iterations}; pass "
+                f"--iterations {self.iteration} or more to continue it")
+        self.scheduler = self._make_scheduler(self.cfg.iterations)
+        with warnings.catch_warnings():  # stepping the schedule alone, to its position, is the point here
+            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*before.*optimizer.step")
+            for _ in range(self.iteration):
+                self.scheduler.step()
+        self.schedule_note = (
+            f"resumed with --iterations {self.cfg.iterations} instead of {saved_total}: the OneCycle schedule was "
+            f"recomputed for {self.cfg.iterations} iterations and continues at iteration {self.iteration} with "
+            f"learning rate {self.optimizer.param_groups[0]['lr']:.3g}")
 
     # -- loop --------------------------------------------------------------------------------------------------
     def train_step(self, batch: Any) -> float:
@@ -181,8 +219,11 @@ class Trainer:
         mon = RunMonitor(self.out_dir, cfg.iterations, start=self.iteration, tensorboard=cfg.tensorboard,
                          quiet=self.quiet)
         n_params = count_parameters(self.model)
+        loader = f", loader {self.loader_name}" if self.loader_name else ""
         mon.info(f"{cfg.model}: {n_params / 1e6:.2f}M parameters, {self.charset.num_classes} classes, device "
-                 f"{self.device}, precision {self.amp_dtype or 'fp32'}, threads {torch.get_num_threads()}")
+                 f"{self.device}, precision {self.amp_dtype or 'fp32'}, threads {torch.get_num_threads()}{loader}")
+        if self.schedule_note:
+            mon.info(self.schedule_note)
         if self.cascade is not None:
             mon.info(self.cascade.summary())
         end = cfg.iterations if stop_at is None else min(stop_at, cfg.iterations)
@@ -191,9 +232,17 @@ class Trainer:
         saved_at = self.iteration
         self.model.train()
         freeze_bn_stats(self.model)
+        stop = _StopRequest()
         try:
             while self.iteration < end and time.monotonic() < deadline:
-                batch = next(self.stream)
+                if stop.requested:
+                    raise KeyboardInterrupt
+                try:
+                    batch = next(self.stream)
+                except Exception:
+                    if stop.requested:  # Ctrl-C also reached the loader's worker processes
+                        raise KeyboardInterrupt from None
+                    raise
                 if len(batch.labels) == 0:
                     continue
                 loss = self.train_step(batch)
@@ -222,12 +271,36 @@ class Trainer:
                     saved_at = self.iteration
             if self.iteration != saved_at or not (self.out_dir / "last.pt").is_file():
                 self.save("last.pt")  # a finished run that is resumed again is left as it is
+        except KeyboardInterrupt:
+            path = self.save("last.pt")  # the state after the last finished step: a resume continues exactly
+            raise TrainingInterrupted(self.iteration, path) from None
         finally:
+            stop.close()
             mon.close()
         seconds = time.perf_counter() - t0
         return {"iterations": self.iteration, "best_mean_1ned": self.best_score if self.history else None,
                 "img_per_s": images / seconds if seconds > 0 else 0.0, "seconds": seconds,
                 "infeasible": self.criterion.infeasible, "seen": self.criterion.seen}
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C (SIGINT) into a flag that the loop reads between steps, so that the step under way
+    finishes and the checkpoint holds a consistent state; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[Trainer, dict[str, Any]]:
@@ -238,6 +311,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[
         resume: Continue ``cfg.out_dir/last.pt`` exactly (its charset is reused).
         quiet: Print nothing.
     """
+    from cllstr.data.loaders import describe_loader
     from cllstr.text.charset import Charset
     from cllstr.train.data import build_charset, build_eval_loaders, build_train_loader
 
@@ -252,7 +326,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[
     charset.save(Path(cfg.out_dir) / "charset.txt")
     loader = build_train_loader(cfg.data, charset, cfg.batch_size, cfg.seed)
     val = build_eval_loaders(cfg.data, "validation", cfg.batch_size) if cfg.val_interval else {}
-    trainer = Trainer(cfg, charset, loader, val, quiet=quiet)
+    trainer = Trainer(cfg, charset, loader, val, quiet=quiet, loader_name=describe_loader(loader))
     if state is not None:
         trainer.load_state_dict(state)
     return trainer, trainer.fit()
