@@ -1,4 +1,8 @@
-"""``cllstr predict``: recognise image files (or a folder) with a checkpoint; prints or writes JSON / TSV."""
+"""``cllstr predict``: recognise image files (or a folder) with a checkpoint; prints or writes JSON / TSV.
+
+Images that cannot be read or decoded are reported on stderr (one line each) and left out of the output; the
+command then exits with 1 after writing the others.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,34 @@ from pathlib import Path
 import typer
 
 from cllstr.atomic import atomic_write_text
+from cllstr.cli.errors import fail, one_line, usage
 
 _EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+def _recognise(rec, paths: list[Path], batch_size: int, show_progress: bool) -> tuple[list, list[str]]:
+    """Predictions for ``paths`` (None for an unreadable image) and the one-line problems found."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    preds: list = []
+    problems: list[str] = []
+    columns = (TextColumn("recognising"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=not show_progress, transient=True) as bar:
+        task = bar.add_task("predict", total=len(paths))
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            try:
+                preds.extend(rec.predict(chunk))
+            except (OSError, ValueError):  # find the bad image(s) of this batch, keep the others
+                for p in chunk:
+                    try:
+                        preds.extend(rec.predict([p]))
+                    except (OSError, ValueError) as e:
+                        preds.append(None)
+                        problems.append(one_line(e))
+            bar.advance(task, len(chunk))
+    return preds, problems
 
 
 def predict(
@@ -18,33 +48,43 @@ def predict(
     folder: Path | None = typer.Option(None, "--folder", "-f", help="Recognise every image in this folder."),
     fmt: str = typer.Option("tsv", "--format", help="tsv | json."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
-    batch_size: int = typer.Option(256, "--batch-size", "-b"),
+    batch_size: int = typer.Option(256, "--batch-size", "-b", min=1),
     device: str = typer.Option("auto"),
     precision: str = typer.Option("auto"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr (large inputs)."),
 ) -> None:
     """Print ``path<TAB>text<TAB>confidence`` (or a JSON list); Arabic text comes out in logical order."""
     from cllstr.recognizer import Recognizer
 
     if fmt not in ("tsv", "json"):
-        raise typer.BadParameter(f"--format must be tsv or json, got {fmt!r}")
+        usage(f"must be tsv or json, got {fmt!r}", "--format")
+    if not checkpoint.is_file():
+        usage(f"checkpoint not found: {checkpoint}", "--checkpoint")
     paths = list(images or [])
     if folder is not None:
         if not folder.is_dir():
-            raise typer.BadParameter(f"folder not found: {folder}", param_hint="--folder")
+            usage(f"folder not found: {folder}", "--folder")
         paths += sorted(p for p in folder.iterdir() if p.suffix.lower() in _EXTENSIONS)
+        if not paths:
+            fail(f"no image ({', '.join(sorted(_EXTENSIONS))}) in {folder}")
     if not paths:
-        raise typer.BadParameter("give image files or --folder")
+        usage("give image files or --folder")
     try:
         rec = Recognizer.from_checkpoint(checkpoint, device=device, precision=precision, batch_size=batch_size)
-        preds = rec.predict(paths)
-    except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e)) from e
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        fail(f"checkpoint {checkpoint}: {one_line(e)}")
+    preds, problems = _recognise(rec, paths, batch_size, progress and len(paths) > batch_size)
+    done = [(p, r) for p, r in zip(paths, preds, strict=True) if r is not None]
     if fmt == "json":
-        text = json.dumps([{"path": str(p), "text": r.text, "confidence": round(r.confidence, 6)}
-                           for p, r in zip(paths, preds, strict=False)], ensure_ascii=False, indent=2) + "\n"
+        text = json.dumps([{"path": str(p), "text": r.text, "confidence": round(r.confidence, 6)} for p, r in done],
+                          ensure_ascii=False, indent=2) + "\n"
     else:
-        text = "".join(f"{p}\t{r.text}\t{r.confidence:.6f}\n" for p, r in zip(paths, preds, strict=False))
+        text = "".join(f"{p}\t{r.text}\t{r.confidence:.6f}\n" for p, r in done)
     if output is not None:
         atomic_write_text(output, text)
     else:
         typer.echo(text, nl=False)
+    for line in problems:
+        typer.echo(f"error: {line}", err=True)
+    if problems:
+        fail(f"{len(problems)} of {len(paths)} image(s) could not be read; the others were recognised")

@@ -23,8 +23,20 @@ def test_demo_end_to_end_and_idempotent(tmp_path: Path) -> None:
     table = (tmp_path / "eval.md").read_text(encoding="utf-8")
     for name in SCRIPT_ORDER:
         assert f"| {name} |" in table
-    # The demo trains jointly: no synthetic pool was rendered, only the mixture's datasets.
-    assert not any(p.name.startswith("SynthMLT") for p in (tmp_path / "data" / "training").iterdir())
+    # Only the mixture's datasets were rendered: the 7 MLT19-like sets and the synthetic LAT pool.
+    rendered = sorted(p.name for p in (tmp_path / "data" / "training").iterdir() if not p.name.endswith(".tmp"))
+    assert rendered == sorted([*SCRIPT_ORDER, "SynthMLT_LAT"])
+    # What the model reads: one sheet with a block per script, sample crops and the predict command for them.
+    from PIL import Image
+
+    sheet = Image.open(tmp_path / "reads.png")
+    assert sheet.width >= 400 and sheet.height >= 7 * 60
+    crops = sorted((tmp_path / "samples").glob("*.png"))
+    assert {p.name.split("_")[0] for p in crops} == set(SCRIPT_ORDER)
+    assert f"cllstr predict -m {tmp_path / 'run'}" in result.output
+    predicted = runner.invoke(app, ["predict", "-m", str(tmp_path / "run" / "last.pt"), *map(str, crops)])
+    assert predicted.exit_code == 0, predicted.output
+    assert len(predicted.stdout.splitlines()) == len(crops)
     ckpt = tmp_path / "run" / "last.pt"
     mtime = ckpt.stat().st_mtime_ns
     again = runner.invoke(app, args)

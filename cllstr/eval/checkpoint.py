@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cllstr.eval.evaluate import EvalReport, evaluate_loaders
+from cllstr.eval.evaluate import BatchHook, EvalReport, evaluate_loaders
 from cllstr.scripts import SCRIPT_ORDER
 
 __all__ = ["split_languages", "evaluate_checkpoint"]
@@ -33,6 +33,7 @@ def evaluate_checkpoint(
     gt_in_charset: bool = False,
     device: str = "auto",
     precision: str = "auto",
+    on_batch: BatchHook | None = None,
 ) -> EvalReport:
     """Word accuracy, 1-NED and CER of ``checkpoint`` per language of ``<data_root>/<split>``.
 
@@ -46,6 +47,7 @@ def evaluate_checkpoint(
         gt_in_charset: The reference protocol: ground-truth characters outside the charset are dropped.
         device: ``auto``, ``cpu``, ``cuda``...
         precision: ``auto``, ``bf16``, ``fp16`` or ``fp32``.
+        on_batch: Per-batch hook, as for :func:`~cllstr.eval.evaluate.evaluate_loaders` (e.g. a gallery).
 
     Raises:
         FileNotFoundError / ValueError: a missing checkpoint, split or language folder; the message names it.
@@ -59,4 +61,4 @@ def evaluate_checkpoint(
     cfg = DataConfig(root=str(data_root), img_h=rec.img_h, img_w=rec.img_w, rgb=rec.rgb, keep_ratio=rec.keep_ratio)
     loaders = build_eval_loaders(cfg, split, batch_size, names)
     return evaluate_loaders(rec.model, rec.charset, loaders, rec.device, rec.amp_dtype, gt_in_charset=gt_in_charset,
-                            max_samples=max_samples)
+                            max_samples=max_samples, on_batch=on_batch)

@@ -12,7 +12,7 @@ Averages are reported both as the macro mean over languages (the paper's "Avg." 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,9 @@ from cllstr.text.charset import normalize_label
 from cllstr.train.precision import autocast
 
 __all__ = ["EvalReport", "ground_truth", "forward_logits", "evaluate_loaders", "to_markdown", "write_report"]
+
+#: ``(language, images (B, C, H, W), ground truths, predictions, confidences)`` for every evaluated batch.
+BatchHook = Callable[[str, torch.Tensor, Sequence[str], Sequence[str], Sequence[float]], None]
 
 _METRICS = ("accuracy", "one_minus_ned", "cer", "accuracy_ci", "one_minus_ned_ci", "cer_ci")
 
@@ -74,7 +77,7 @@ def forward_logits(model: nn.Module, images: torch.Tensor, device: torch.device,
 def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, Iterable[Any]],
                      device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
                      channels_last: bool = False, gt_in_charset: bool = False, max_samples: int | None = None,
-                     num_examples: int = 5) -> EvalReport:
+                     num_examples: int = 5, on_batch: BatchHook | None = None) -> EvalReport:
     """Evaluate ``model`` on each language's batches.
 
     Args:
@@ -88,6 +91,8 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
         gt_in_charset: Drop ground-truth characters outside the charset (the reference protocol, see above).
         max_samples: Stop each language after this many samples.
         num_examples: Keep this many (gt, prediction, confidence) examples per language.
+        on_batch: Called with ``(language, images, gts, preds, confidences)`` for every batch (e.g. a
+            :class:`cllstr.eval.gallery.GalleryCollector`).
 
     Returns:
         An :class:`EvalReport`; languages appear in the paper's order (ARA BEN CHI HIN JPN KOR LAT) first.
@@ -116,6 +121,8 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
                 gts = [ground_truth(lb, charset if gt_in_charset else None) for lb in labels]
                 acc.update(preds, gts)
                 total.update(preds, gts)
+                if on_batch is not None:
+                    on_batch(name, batch.images[: len(labels)], gts, preds, confs)
                 for gt, pred, conf in zip(gts, preds, confs, strict=False):
                     if len(examples[name]) < num_examples:
                         examples[name].append({"gt": gt, "pred": pred, "confidence": round(conf, 4)})
