@@ -1,6 +1,6 @@
 # cllstr — one-command set-up on a fresh machine:
-#   make demo   synthesise a small multilingual dataset, train svtr_tiny on 7 scripts, evaluate, print the table
-#   make test   build (C++ always, CUDA when available) + pytest + ctest
+#   make demo   synthesise a small 7-script dataset, train a recogniser, evaluate, show what it reads (reads.png)
+#   make test   system packages + venv + build (C++ always, CUDA when available) + ctest + pytest
 # Both are idempotent: the venv, the build and the demo data are made once and reused while up to date.
 
 PYTHON_BASE ?= python3
@@ -15,24 +15,32 @@ export CUDA_HOME TORCH_CUDA_ARCH_LIST MAX_JOBS
 
 NATIVE_SOURCES := $(shell find csrc/ops csrc/dali csrc/cllstr.cpp -name '*.cpp' -o -name '*.cc' -o -name '*.cu' -o -name '*.h' 2>/dev/null)
 DEMO_DIR ?= demo
-DEMO_SCALE ?= 0.02
-DEMO_ITERS ?= 300
 
 .PHONY: help fonts venv build test pytest ctest coverage demo bench lint clean
 
 help:
 	@echo "make demo | make test | make build | make bench | make lint | make clean"
 
-# The synthetic engine renders with Debian's Noto fonts (and Pillow's raqm needs libfribidi/libraqm).
+# System packages: Debian's Noto fonts for the synthetic engine, fontconfig and libraqm for Pillow's text shaping,
+# cmake for the C++ tests. Installed with apt-get when run as root; otherwise one line says what to install (and the
+# tests that need them say so too).
+SYS_PACKAGES_CHECK = missing=""; \
+	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
+	command -v fc-list >/dev/null 2>&1 || missing="$$missing fontconfig"; \
+	fc-list 2>/dev/null | grep -q "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
+	fc-list 2>/dev/null | grep -q "NotoSansBengali" || missing="$$missing fonts-noto-core"; \
+	{ ldconfig -p 2>/dev/null | grep -q "libraqm"; } || missing="$$missing libraqm0"
+
 fonts:
-	@if fc-list 2>/dev/null | grep -q "Noto Sans CJK" && fc-list 2>/dev/null | grep -q "NotoSansBengali"; then \
-		echo "Noto fonts found"; \
+	@$(SYS_PACKAGES_CHECK); \
+	if [ -z "$$missing" ]; then \
+		echo "system packages found (Noto fonts, fontconfig, libraqm, cmake)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages:$$missing"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-core fonts-noto-cjk \
-			fontconfig libraqm0 cmake > /dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing > /dev/null; \
 	else \
-		echo "install the Debian packages fonts-noto-core fonts-noto-cjk (as root: make fonts)"; exit 1; \
+		echo "missing Debian packages:$$missing; install them with: sudo apt-get install$$missing"; \
 	fi
 
 $(VENV)/.deps: pyproject.toml
@@ -65,7 +73,7 @@ ctest: cmake-build/CMakeCache.txt
 	cmake --build cmake-build -j $(MAX_JOBS)
 	ctest --test-dir cmake-build --output-on-failure
 
-test: build
+test: fonts build
 	$(MAKE) --no-print-directory ctest
 	$(PY) -m pytest -q --require-native tests
 
@@ -75,7 +83,7 @@ coverage: build
 		--cov-report=html tests
 
 demo: fonts build
-	$(VENV)/bin/cllstr demo --out $(DEMO_DIR) --scale $(DEMO_SCALE) --iters $(DEMO_ITERS)
+	$(VENV)/bin/cllstr demo --out $(DEMO_DIR)
 
 bench: build
 	$(PY) benchmarks/bench_ctc_decode.py
