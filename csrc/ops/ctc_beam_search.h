@@ -19,9 +19,9 @@ bool check_ctc_beam_search_args(const at::Tensor& log_probs, const at::Tensor& l
                                 const c10::optional<at::Tensor>& trie_children,
                                 const c10::optional<at::Tensor>& trie_is_word, double oov_penalty);
 
-// Number of candidate characters a step needs: the beam search is exact (equal to trying every class) with the 2K
+// Most candidate characters a step can need: the beam search is exact (equal to trying every class) with the 2K
 // most probable non-blank classes, since a beam's K best extensions skip at most K-1 classes that merge into other
-// beams; top_n > 0 lowers it.
+// beams and its own last class (beam::exact_num_chars gives the step's own need); top_n > 0 lowers it.
 inline int64_t ctc_beam_search_num_chars(int64_t C, int64_t beam_width, int64_t top_n) {
   int64_t m = C - 1;
   if (2 * beam_width < m) m = 2 * beam_width;

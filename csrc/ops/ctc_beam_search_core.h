@@ -173,6 +173,19 @@ struct TopK {
   }
 };
 
+// Candidate classes the next step needs to equal trying every class: a beam's K best extensions lie among the
+// K + 1 + m most probable non-blank classes, where the +1 is its own last class (scored from pb only) and m counts
+// the classes that extend it into another beam (they merge there instead).
+CLLSTR_HD inline int32_t exact_num_chars(const Beam* beams, int32_t n_beams, const PrefixTree& tree, int32_t K) {
+  int32_t most = 0;
+  for (int32_t i = 0; i < n_beams; ++i) {
+    int32_t m = 0;
+    for (int32_t j = 0; j < n_beams; ++j) m += tree.parent[beams[j].prefix] == beams[i].prefix;
+    most = m > most ? m : most;
+  }
+  return K + 1 + most;
+}
+
 // One time step. lp(c) returns the step's log-probability of class c (as double); chars[0..n_chars) are the classes
 // tried for new characters, most probable first (trie children of a beam's node are tried in addition). scratch
 // holds 2*K int32. Writes the new beams, best first, to `out` and returns their number (0 when all are impossible).

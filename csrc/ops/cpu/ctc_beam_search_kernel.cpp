@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -42,37 +43,73 @@ float row_logsumexp(const float* x, int64_t C) {
   return m + std::log(s);
 }
 
-// The M largest entries of x except `blank`, in descending order, lower index first among equal values (NaN never
-// enters). Chunks without an entry above the current M-th value are skipped with one vectorised test.
+constexpr int64_t kChunk = 64;
+constexpr int64_t kGroup = 8;
+
+// Maximum of every kChunk entries of x, vectorised (a NaN may or may not win: callers scan such chunks).
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 __attribute__((target_clones("avx2", "avx", "default")))
 #endif
-int32_t row_top(const float* x, int64_t C, int64_t blank, int32_t M, float* vals, int32_t* idx) {
-  if (M <= 0) return 0;
-  int32_t n = 0;
-  float thr = -std::numeric_limits<float>::infinity();  // an entry enters when > thr (or while the list is short)
-  constexpr int64_t kChunk = 64;
-  for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
+void chunk_max(const float* x, int64_t C, float* out) {
+  for (int64_t c0 = 0, k = 0; c0 < C; c0 += kChunk, ++k) {
     const int64_t c1 = std::min(C, c0 + kChunk);
-    if (n == M) {
-      int hit = 0;
-#pragma omp simd reduction(| : hit)
-      for (int64_t i = c0; i < c1; ++i) hit |= (x[i] > thr);
-      if (!hit) continue;
-    }
-    for (int64_t i = c0; i < c1; ++i) {
-      const float v = x[i];
-      if (i == blank || v != v) continue;
-      if (n == M && !(v > thr)) continue;
-      int32_t pos = n < M ? n++ : M - 1;
-      while (pos > 0 && vals[pos - 1] < v) {
-        vals[pos] = vals[pos - 1];
-        idx[pos] = idx[pos - 1];
-        --pos;
+    float m = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : m)
+    for (int64_t i = c0; i < c1; ++i) m = std::max(m, x[i]);
+    out[k] = m;
+  }
+}
+
+// Bit j set when x[g + j] >= thr, for the n <= kGroup entries from g.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "avx", "default")))
+#endif
+unsigned group_mask(const float* x, int64_t n, float thr) {
+  unsigned mask = 0;
+  if (n == kGroup) {
+    for (int j = 0; j < kGroup; ++j) mask |= static_cast<unsigned>(x[j] >= thr) << j;
+  } else {
+    for (int64_t j = 0; j < n; ++j) mask |= static_cast<unsigned>(x[j] >= thr) << j;
+  }
+  return mask;
+}
+
+// The M largest entries of x except `blank`, in descending order, lower index first among equal values (NaN never
+// enters). The (M+1)-th largest chunk maximum bounds the M-th largest non-blank entry from below (M+1 chunks reach
+// it, at most one of them through the blank), so only those chunks are scanned, eight entries per test.
+int32_t row_top(const float* x, int64_t C, int64_t blank, int32_t M, float* vals, int32_t* idx,
+                std::vector<float>& cmax, std::vector<float>& sorted) {
+  if (M <= 0) return 0;
+  const int64_t nchunks = (C + kChunk - 1) / kChunk;
+  cmax.resize(nchunks);
+  chunk_max(x, C, cmax.data());
+  float floor = -std::numeric_limits<float>::infinity();
+  if (nchunks > M) {
+    sorted.resize(nchunks);
+    for (int64_t k = 0; k < nchunks; ++k) sorted[k] = cmax[k] == cmax[k] ? cmax[k] : -INFINITY;  // NaN: no bound
+    std::nth_element(sorted.begin(), sorted.begin() + M, sorted.end(), std::greater<float>());
+    floor = sorted[M];
+  }
+  int32_t n = 0;
+  float thr = floor;  // an entry enters when >= floor while the list is short, > the M-th value once it is full
+  for (int64_t k = 0; k < nchunks; ++k) {
+    if (cmax[k] < thr) continue;  // a NaN maximum is scanned
+    const int64_t c1 = std::min(C, (k + 1) * kChunk);
+    for (int64_t g = k * kChunk; g < c1; g += kGroup) {
+      for (unsigned mask = group_mask(x + g, std::min(kGroup, c1 - g), thr); mask; mask &= mask - 1) {
+        const int64_t i = g + __builtin_ctz(mask);
+        const float v = x[i];
+        if (i == blank || (n == M && !(v > thr))) continue;
+        int32_t pos = n < M ? n++ : M - 1;
+        while (pos > 0 && vals[pos - 1] < v) {
+          vals[pos] = vals[pos - 1];
+          idx[pos] = idx[pos - 1];
+          --pos;
+        }
+        vals[pos] = v;
+        idx[pos] = static_cast<int32_t>(i);
+        if (n == M) thr = vals[M - 1];
       }
-      vals[pos] = v;
-      idx[pos] = static_cast<int32_t>(i);
-      if (n == M) thr = vals[M - 1];
     }
   }
   return n;
@@ -102,7 +139,7 @@ void search_batch(const at::Tensor& log_probs, const int64_t* lengths, const Opt
     std::vector<beam::Beam> cur(K), nxt(K);
     std::vector<beam::Cand> heap(K);
     std::vector<int32_t> scratch(2 * K), chars(std::max(M, 1)), order(K);
-    std::vector<float> vals(std::max(M, 1));
+    std::vector<float> vals(std::max(M, 1)), cmax, sorted;
     std::vector<double> final_scores(K);
     for (int64_t b = b0; b < b1; ++b) {
       tree.reset();
@@ -119,7 +156,8 @@ void search_batch(const at::Tensor& log_probs, const int64_t* lengths, const Opt
         }
         const double norm = o.from_logits ? static_cast<double>(row_logsumexp(x, C)) : 0.0;
         auto lp = [&](int64_t c) { return static_cast<double>(x[c]) - norm; };
-        int32_t n_chars = row_top(x, C, o.blank, M, vals.data(), chars.data());
+        const int32_t m = std::min(M, beam::exact_num_chars(cur.data(), n, tree, K));
+        int32_t n_chars = row_top(x, C, o.blank, m, vals.data(), chars.data(), cmax, sorted);
         if (o.cutoff < 1.0) {
           double acc = std::exp(lp(o.blank));
           int32_t k = 0;

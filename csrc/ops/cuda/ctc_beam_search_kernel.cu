@@ -87,7 +87,7 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
   __shared__ Entry red_e[kWarps];
   __shared__ float s_norm;
   __shared__ Entry s_prev;
-  __shared__ int32_t s_n, s_nchars;
+  __shared__ int32_t s_n, s_nchars, s_m;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 
   if (threadIdx.x == 0) {
@@ -137,10 +137,15 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
       s_norm = 0.f;
     }
     // The M classes tried for new characters: M rounds of a block arg-max over the entries after the previous one.
-    if (threadIdx.x == 0) s_prev = Entry{INFINITY, -1};
+    if (threadIdx.x == 0) {
+      s_prev = Entry{INFINITY, -1};
+      const int32_t need = beam::exact_num_chars(cur, s_n, tree, K);
+      s_m = need < M ? need : M;
+    }
     __syncthreads();
     int32_t n_chars = 0;
-    for (int32_t r = 0; r < M; ++r) {
+    const int32_t m_step = s_m;
+    for (int32_t r = 0; r < m_step; ++r) {
       const Entry prev = s_prev;
       Entry best{-INFINITY, -1};
       for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {

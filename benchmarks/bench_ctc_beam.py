@@ -1,0 +1,209 @@
+"""CTC beam search throughput and agreement: native ``ctc_beam_search`` vs pyctcdecode vs fast-ctc-decode, and
+greedy decoding vs a plain read of the same logits.
+
+Shape of issue #16: B=256, T=25, C=4680 (the MLT19 charset), beam 10, on the same log-probabilities (computed once,
+outside the timed region, for every decoder). The logits mimic a trained model: a peaked best path with blanks and
+repeats, and in a third of the frames a runner-up class close behind, so the beam has decisions to make. Each
+baseline is measured in this run, in rounds that alternate the decoders; the median of the rounds is reported.
+One thread: torch.set_num_threads(1) for cllstr, the baselines in-process (both are single-threaded). All threads:
+cllstr's at::parallel_for on every core, the baselines on a process pool of as many workers.
+
+cllstr runs exact (no pruning: equal to trying every class at every step); pyctcdecode runs its defaults
+(token_min_logp=-5, beam_prune_logp=-10). fast-ctc-decode is built for nanopore alphabets of 5 labels: at C=4680
+its default beam_cut_threshold=0 asks for a 4.9 GB allocation per sequence and fails, so it runs with the largest
+threshold it accepts (just below 1/C: 2e-4), on the first --fast-batch sequences only (about 2.3 GB and seconds per
+sequence) and in one process (--fast-pool adds the all-threads run). Every top-1 disagreement is explained with the
+exact probability of both labellings (torch's CTC loss in float64).
+
+    pip install -e .[bench]
+    python benchmarks/bench_ctc_beam.py [--rounds 3] [--batch 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cllstr.ops import ctc_beam_search, ctc_greedy_decode, has_kernel
+
+T, C, BEAM = 25, 4680, 10
+LABELS = [""] + [chr(0x4E00 + i) for i in range(C - 1)]  # one character per class; blank first
+INDEX = {ch: i for i, ch in enumerate(LABELS) if ch}
+
+
+def make_logits(b: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, T, C, generator=g)
+    ids = torch.randint(1, C, (b, T), generator=g)
+    ids[torch.rand(b, T, generator=g) < 0.4] = 0
+    rep = torch.rand(b, T, generator=g) < 0.3
+    ids[:, 1:] = torch.where(rep[:, 1:], ids[:, :-1], ids[:, 1:])
+    x.scatter_(2, ids[..., None], 9.0 + torch.rand(b, T, 1, generator=g))
+    second = torch.randint(0, C, (b, T, 1), generator=g)
+    close = 8.5 + torch.rand(b, T, 1, generator=g)
+    x.scatter_(2, second, torch.where(torch.rand(b, T, 1, generator=g) < 0.33, close, x.gather(2, second)))
+    return x
+
+
+def cllstr_beam(lp: torch.Tensor) -> list[tuple[int, ...]]:
+    tokens, lengths, _ = ctc_beam_search(lp, None, 0, BEAM, 1, backend="native")
+    return [tuple(tokens[b, 0, : int(lengths[b, 0])].tolist()) for b in range(lp.shape[0])]
+
+
+_DECODER = None
+
+
+def _pyctc_decoder():
+    global _DECODER
+    if _DECODER is None:
+        import logging
+
+        from pyctcdecode import build_ctcdecoder
+
+        logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+        _DECODER = build_ctcdecoder(LABELS)
+    return _DECODER
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    return tuple(INDEX[ch] for ch in text)
+
+
+def pyctc_one(lp: np.ndarray) -> tuple[int, ...]:
+    return _ids(_pyctc_decoder().decode_beams(lp, beam_width=BEAM)[0][0])
+
+
+def fast_one(p: np.ndarray) -> tuple[int, ...]:
+    from fast_ctc_decode import beam_search
+
+    return _ids(beam_search(p, LABELS_FAST, beam_size=BEAM, beam_cut_threshold=FAST_CUT)[0])
+
+
+LABELS_FAST = ["N"] + LABELS[1:]  # fast-ctc-decode wants a non-empty blank label
+FAST_CUT = 2e-4  # must be < 1/C
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def ctc_log_prob(lp: torch.Tensor, labels: tuple[int, ...]) -> float:
+    loss = F.ctc_loss(lp[:, None].double(), torch.tensor([labels], dtype=torch.long).reshape(1, -1),
+                      torch.tensor([lp.shape[0]]), torch.tensor([len(labels)]), reduction="none")
+    return -float(loss)
+
+
+def explain(name: str, lp: torch.Tensor, ours: list, theirs: list) -> None:
+    diff = [b for b in range(len(ours)) if ours[b] != theirs[b]]
+    print(f"  top-1 agreement with {name}: {len(ours) - len(diff)}/{len(ours)} "
+          f"({100 * (len(ours) - len(diff)) / len(ours):.1f}%)")
+    better = worse = tie = 0
+    for b in diff:
+        a, t = ctc_log_prob(lp[b], ours[b]), ctc_log_prob(lp[b], theirs[b])
+        if abs(a - t) < 1e-9:
+            tie += 1
+        elif a > t:
+            better += 1
+        else:
+            worse += 1
+    if diff:
+        print(f"    disagreements: {better} where cllstr's labelling is the more probable one (the baseline's "
+              f"pruning or approximation lost it), {worse} where the baseline's is (cllstr's beam lost it), "
+              f"{tie} ties")
+
+
+def _over(fn: Callable, items: list, pool, workers: int) -> Callable[[], list]:
+    """Decode every item in this process, or on the pool in chunks."""
+    if pool is None:
+        return lambda: [fn(x) for x in items]
+    return lambda: pool.map(fn, items, chunksize=max(1, len(items) // (4 * workers)))
+
+
+def bench_beam(lp: torch.Tensor, rounds: int, threads: int, fast_batch: int, fast_pool: bool) -> None:
+    B = lp.shape[0]
+    lp_np = [np.ascontiguousarray(lp[b].numpy()) for b in range(B)]
+    p_np = [np.ascontiguousarray(lp[b].exp().numpy()) for b in range(min(B, fast_batch))]
+    _pyctc_decoder()
+    for mode, n in (("1 thread", 1), (f"all threads ({threads})", threads)):
+        torch.set_num_threads(n)
+        print(f"\nbeam search B={B} T={T} C={C} beam={BEAM}, {mode}: torch.get_num_threads()={torch.get_num_threads()}"
+              f", baseline workers={n}")
+        pool = mp.get_context("fork").Pool(n) if n > 1 else None
+        runs = {
+            "cllstr": lambda: cllstr_beam(lp),
+            "pyctcdecode": _over(pyctc_one, lp_np, pool, n),
+        }
+        if n == 1 or fast_pool:
+            runs["fast-ctc-decode"] = _over(fast_one, p_np, pool, n)
+        count = {"cllstr": B, "pyctcdecode": B, "fast-ctc-decode": len(p_np)}
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        outs: dict[str, object] = {}
+        for _ in range(rounds):
+            for name, fn in runs.items():
+                dt, outs[name] = timed(fn)
+                times[name].append(dt)
+        if pool is not None:
+            pool.close()
+        rate = {k: count[k] / statistics.median(v) for k, v in times.items()}
+        for name in runs:
+            print(f"  {name:16s} {count[name]:4d} seq  {rate[name]:10.1f} seq/s  (rounds: "
+                  f"{', '.join(f'{1000 * x:.0f}' for x in times[name])} ms)")
+        for base in runs:
+            if base != "cllstr":
+                print(f"  cllstr vs {base}: {rate['cllstr'] / rate[base]:.1f}x (sequences per second)")
+        if n == 1:
+            explain("pyctcdecode", lp, outs["cllstr"], outs["pyctcdecode"])
+            explain("fast-ctc-decode", lp, outs["cllstr"][: len(p_np)], outs["fast-ctc-decode"])
+
+
+def bench_greedy(logits: torch.Tensor, rounds: int, threads: int) -> None:
+    nbytes = logits.numel() * logits.element_size()
+    for n in (1, threads):
+        torch.set_num_threads(n)
+        runs = {"plain read (torch.sum)": lambda: logits.sum(),
+                "ctc_greedy_decode": lambda: ctc_greedy_decode(logits, backend="native")}
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(max(rounds, 5)):
+            for name, fn in runs.items():
+                times[name].append(timed(fn)[0])
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"\ngreedy vs a plain read of the same {nbytes / 1e6:.0f} MB of fp32 logits, "
+              f"torch.get_num_threads()={torch.get_num_threads()}")
+        for name, t in med.items():
+            print(f"  {name:24s} {1000 * t:8.1f} ms  {nbytes / t / 1e9:6.2f} GB/s")
+        print(f"  greedy reaches {100 * med['plain read (torch.sum)'] / med['ctc_greedy_decode']:.0f}% of the plain "
+              f"read's bytes/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--fast-batch", type=int, default=8, help="sequences given to fast-ctc-decode")
+    ap.add_argument("--fast-pool", action="store_true", help="also run fast-ctc-decode on a pool (GBs per worker)")
+    ap.add_argument("--skip-greedy", action="store_true")
+    args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
+    if not has_kernel("ctc_beam_search", "cpu"):
+        raise SystemExit("the native library is not built: pip install --no-build-isolation -e .")
+    logits = make_logits(args.batch)
+    lp = logits.log_softmax(-1).contiguous()
+    bench_beam(lp, args.rounds, args.threads, args.fast_batch, args.fast_pool)
+    if not args.skip_greedy:
+        bench_greedy(logits, args.rounds, args.threads)
+
+
+if __name__ == "__main__":
+    main()
