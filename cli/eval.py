@@ -25,6 +25,10 @@ def evaluate(
                                     "outside the model's charset (use with a full benchmark charset)."),
     device: str = typer.Option("auto"),
     precision: str = typer.Option("auto", help="auto | bf16 | fp16 | fp32."),
+    decoder: str = typer.Option("greedy", "--decoder", help="greedy | beam | both (greedy and beam side by side)."),
+    beam_width: int = typer.Option(10, "--beam-width", min=1, help="Beams kept per step (beam)."),
+    lexicon: str | None = typer.Option(None, "--lexicon", help="Word list file or wordfreq:LANGS[:N] (beam)."),
+    oov_penalty: float = typer.Option(-10.0, "--oov-penalty", help="Log-probability a non-word pays (lexicon)."),
 ) -> None:
     """Evaluate a checkpoint per language; prints the Markdown table (macro and sample-weighted averages)."""
     from cllstr.eval.checkpoint import evaluate_checkpoint
@@ -35,16 +39,69 @@ def evaluate(
         usage(f"checkpoint not found: {checkpoint}", "CHECKPOINT")
     if not data_root.is_dir():
         usage(f"data folder not found: {data_root}", "--data-root")
+    if decoder not in ("greedy", "beam", "both"):
+        usage(f"must be greedy, beam or both, got {decoder!r}", "--decoder")
+    if lexicon is not None and decoder == "greedy":
+        decoder = "beam"
+    decoders = _decoders(checkpoint, decoder, beam_width, lexicon, oov_penalty)
     collector = GalleryCollector(worst_k=gallery_size) if gallery is not None else None
+    reports = {}
     try:
         names = [s.strip() for s in langs.split(",") if s.strip()] if langs else None
-        report = evaluate_checkpoint(checkpoint, data_root, split, names, batch_size, max_samples,
-                                     gt_in_charset=charset_gt, device=device, precision=precision,
-                                     on_batch=collector)
+        for kind, dec in decoders.items():
+            reports[kind] = evaluate_checkpoint(
+                checkpoint, data_root, split, names, batch_size, max_samples, gt_in_charset=charset_gt,
+                device=device, precision=precision, on_batch=collector if kind == list(decoders)[-1] else None,
+                decoder=dec)
     except (FileNotFoundError, ValueError, KeyError) as e:
         fail(one_line(e))
-    write_report(report, json_out, md_out, extra={"checkpoint": str(checkpoint), "split": split})
-    typer.echo(to_markdown(report, title=f"{checkpoint} on {split}"))
+    report = reports[list(decoders)[-1]]
+    extra = {"checkpoint": str(checkpoint), "split": split, "decoder": list(decoders)[-1]}
+    if len(reports) > 1:
+        extra["greedy"] = reports["greedy"].to_dict()
+    write_report(report, json_out, md_out, extra=extra)
+    for kind, rep in reports.items():
+        typer.echo(to_markdown(rep, title=f"{checkpoint} on {split}, {kind} decoding"))
+    if len(reports) > 1:
+        typer.echo(_side_by_side(reports))
     if collector is not None:
         paths = write_gallery(collector, gallery, "worst", title=f"worst errors of {checkpoint} on {split}")
         typer.echo(f"gallery: {len(paths)} sheet(s) in {gallery} (index.md)")
+
+
+def _decoders(checkpoint: Path, decoder: str, beam_width: int, lexicon: str | None, oov_penalty: float) -> dict:
+    """``{"greedy": None}``, ``{"beam": DecoderConfig}`` or both, in that order."""
+    from cllstr.eval.decode import DecoderConfig
+
+    out: dict = {}
+    if decoder in ("greedy", "both"):
+        out["greedy"] = None
+    if decoder in ("beam", "both"):
+        lex = None
+        if lexicon:
+            from cllstr.recognizer import Recognizer
+            from cllstr.text.lexicon import load_lexicon
+
+            try:
+                charset = Recognizer.from_checkpoint(checkpoint, device="cpu").charset
+            except (FileNotFoundError, ValueError, KeyError) as e:
+                fail(one_line(e))
+            try:
+                lex = load_lexicon(lexicon, charset)
+            except (OSError, ValueError, KeyError) as e:
+                usage(one_line(e), "--lexicon")
+        out["beam"] = DecoderConfig("beam", beam_width, 1, lex, oov_penalty)
+    return out
+
+
+def _side_by_side(reports: dict) -> str:
+    """Word accuracy and 1-NED per language of each decoder, and the beam's gain."""
+    greedy, beam = reports["greedy"], reports["beam"]
+    lines = ["| Language | Acc greedy | Acc beam | gain | 1-NED greedy | 1-NED beam | gain |", "|" + "---|" * 7]
+    for lang in greedy.languages:
+        g, b = greedy.languages[lang], beam.languages[lang]
+        cells = [g.accuracy, b.accuracy, b.accuracy - g.accuracy, g.one_minus_ned, b.one_minus_ned,
+                 b.one_minus_ned - g.one_minus_ned]
+        fmt = ("{:.2f}", "{:.2f}", "{:+.2f}") * 2
+        lines.append(f"| {lang} | " + " | ".join(f.format(100 * c) for f, c in zip(fmt, cells, strict=True)) + " |")
+    return "\n".join(lines) + "\n"

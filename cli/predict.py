@@ -52,6 +52,12 @@ def predict(
     device: str = typer.Option("auto"),
     precision: str = typer.Option("auto"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr (large inputs)."),
+    decoder: str = typer.Option("greedy", "--decoder", help="greedy | beam (prefix beam search)."),
+    beam_width: int = typer.Option(10, "--beam-width", min=1, help="Beams kept per step (beam)."),
+    lexicon: str | None = typer.Option(None, "--lexicon", help="Word list file or wordfreq:LANGS[:N] (implies beam)."),
+    oov_penalty: float = typer.Option(-10.0, "--oov-penalty", help="Log-probability a non-word pays (lexicon)."),
+    top_k: int = typer.Option(1, "--top-k", min=1, help="Alternatives per image with their log-probabilities "
+                              "(implies beam)."),
 ) -> None:
     """Print ``path<TAB>text<TAB>confidence`` (or a JSON list); Arabic text comes out in logical order."""
     from cllstr.recognizer import Recognizer
@@ -69,17 +75,40 @@ def predict(
             fail(f"no image ({', '.join(sorted(_EXTENSIONS))}) in {folder}")
     if not paths:
         usage("give image files or --folder")
+    if decoder not in ("greedy", "beam"):
+        usage(f"must be greedy or beam, got {decoder!r}", "--decoder")
+    if lexicon is not None or top_k > 1:
+        decoder = "beam"
+    if top_k > beam_width:
+        usage(f"must be <= --beam-width ({beam_width}), got {top_k}", "--top-k")
     try:
         rec = Recognizer.from_checkpoint(checkpoint, device=device, precision=precision, batch_size=batch_size)
     except (FileNotFoundError, ValueError, KeyError) as e:
         fail(f"checkpoint {checkpoint}: {one_line(e)}")
+    if decoder == "beam":
+        from cllstr.eval.decode import DecoderConfig
+        from cllstr.text.lexicon import load_lexicon
+
+        try:
+            lex = load_lexicon(lexicon, rec.charset) if lexicon else None
+        except (OSError, ValueError, KeyError) as e:
+            usage(one_line(e), "--lexicon")
+        rec.decoder = DecoderConfig("beam", beam_width, top_k, lex, oov_penalty)
     preds, problems = _recognise(rec, paths, batch_size, progress and len(paths) > batch_size)
     done = [(p, r) for p, r in zip(paths, preds, strict=True) if r is not None]
     if fmt == "json":
-        text = json.dumps([{"path": str(p), "text": r.text, "confidence": round(r.confidence, 6)} for p, r in done],
-                          ensure_ascii=False, indent=2) + "\n"
-    else:
-        text = "".join(f"{p}\t{r.text}\t{r.confidence:.6f}\n" for p, r in done)
+        rows = []
+        for p, r in done:
+            row = {"path": str(p), "text": r.text, "confidence": round(r.confidence, 6)}
+            if top_k > 1:
+                row["alternatives"] = [{"text": h.text, "log_prob": round(h.log_prob, 6), "in_lexicon": h.in_lexicon}
+                                       for h in r.alternatives]
+            rows.append(row)
+        text = json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+    else:  # path, text, confidence, then (with --top-k) alternative/log-probability pairs
+        text = "".join(f"{p}\t{r.text}\t{r.confidence:.6f}"
+                       + "".join(f"\t{h.text}\t{h.log_prob:.4f}" for h in (r.alternatives if top_k > 1 else ()))
+                       + "\n" for p, r in done)
     if output is not None:
         atomic_write_text(output, text)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from cllstr.eval.decode import DecoderConfig
 from cllstr.eval.evaluate import BatchHook, EvalReport, evaluate_loaders
 from cllstr.scripts import SCRIPT_ORDER
 
@@ -34,6 +35,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     precision: str = "auto",
     on_batch: BatchHook | None = None,
+    decoder: DecoderConfig | None = None,
 ) -> EvalReport:
     """Word accuracy, 1-NED and CER of ``checkpoint`` per language of ``<data_root>/<split>``.
 
@@ -48,6 +50,7 @@ def evaluate_checkpoint(
         device: ``auto``, ``cpu``, ``cuda``...
         precision: ``auto``, ``bf16``, ``fp16`` or ``fp32``.
         on_batch: Per-batch hook, as for :func:`~cllstr.eval.evaluate.evaluate_loaders` (e.g. a gallery).
+        decoder: How logits become text (default: greedy CTC).
 
     Raises:
         FileNotFoundError / ValueError: a missing checkpoint, split or language folder; the message names it.
@@ -61,4 +64,4 @@ def evaluate_checkpoint(
     cfg = DataConfig(root=str(data_root), img_h=rec.img_h, img_w=rec.img_w, rgb=rec.rgb, keep_ratio=rec.keep_ratio)
     loaders = build_eval_loaders(cfg, split, batch_size, names)
     return evaluate_loaders(rec.model, rec.charset, loaders, rec.device, rec.amp_dtype, gt_in_charset=gt_in_charset,
-                            max_samples=max_samples, on_batch=on_batch)
+                            max_samples=max_samples, on_batch=on_batch, decoder=decoder)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cllstr.atomic import atomic_write_json, atomic_write_text
-from cllstr.eval.decode import decode_logits
+from cllstr.eval.decode import DecoderConfig, decode_logits
 from cllstr.eval.metrics import MetricAccumulator, Scores
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import normalize_label
@@ -77,7 +77,8 @@ def forward_logits(model: nn.Module, images: torch.Tensor, device: torch.device,
 def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, Iterable[Any]],
                      device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
                      channels_last: bool = False, gt_in_charset: bool = False, max_samples: int | None = None,
-                     num_examples: int = 5, on_batch: BatchHook | None = None) -> EvalReport:
+                     num_examples: int = 5, on_batch: BatchHook | None = None,
+                     decoder: DecoderConfig | None = None) -> EvalReport:
     """Evaluate ``model`` on each language's batches.
 
     Args:
@@ -93,6 +94,7 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
         num_examples: Keep this many (gt, prediction, confidence) examples per language.
         on_batch: Called with ``(language, images, gts, preds, confidences)`` for every batch (e.g. a
             :class:`cllstr.eval.gallery.GalleryCollector`).
+        decoder: How logits become text (default: greedy CTC).
 
     Returns:
         An :class:`EvalReport`; languages appear in the paper's order (ARA BEN CHI HIN JPN KOR LAT) first.
@@ -117,7 +119,7 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
                         break
                     labels = labels[:room]
                 logits = forward_logits(model, batch.images[: len(labels)], device, amp_dtype, channels_last)
-                preds, confs = decode_logits(logits, charset)
+                preds, confs = decode_logits(logits, charset, decoder)
                 gts = [ground_truth(lb, charset if gt_in_charset else None) for lb in labels]
                 acc.update(preds, gts)
                 total.update(preds, gts)
