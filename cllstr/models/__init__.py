@@ -22,12 +22,21 @@ from __future__ import annotations
 
 from torch import nn
 
-from cllstr.models import cnn_ctc, crnn, svtr  # noqa: F401  (registers the families)
+from cllstr.models import cnn_ctc, crnn, four_stage, svtr  # noqa: F401  (registers the families)
 from cllstr.models.registry import create_model, is_model, list_models, model_entrypoint, register_model
 
-__all__ = ["create_model", "list_models", "register_model", "is_model", "model_entrypoint", "count_parameters"]
+__all__ = [
+    "create_model", "list_models", "register_model", "is_model", "model_entrypoint", "count_parameters",
+    "prediction_kind",
+]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters of ``model`` (only those with ``requires_grad`` when ``trainable_only``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def prediction_kind(model: nn.Module) -> str:
+    """How a model's logits are read: ``"ctc"`` (per column, class 0 = blank) or ``"attn"`` (per decoding step,
+    class 0 = end of sequence). Models declare it as a ``prediction`` attribute; CTC is the default."""
+    return str(getattr(model, "prediction", "ctc"))
