@@ -18,9 +18,10 @@ import torch
 from PIL import Image
 
 from cllstr.data.transforms import decode_image, resize_fixed, resize_keep_ratio, to_batch_tensor
-from cllstr.eval.decode import DecoderConfig, Hypothesis, beam_decode_logits, decode_logits
+from cllstr.eval.decode import DecoderConfig, Hypothesis, beam_decode_logits
 from cllstr.eval.evaluate import forward_logits
-from cllstr.models import create_model
+from cllstr.eval.heads import check_decoder, decode_head
+from cllstr.models import create_model, prediction_kind
 from cllstr.text.charset import Charset
 from cllstr.text.lexicon import Lexicon, load_lexicon
 from cllstr.train.checkpoint import load_checkpoint
@@ -81,6 +82,8 @@ class Recognizer:
             if lexicon is not None and not isinstance(lexicon, Lexicon):
                 lexicon = load_lexicon(lexicon, charset)
             self.decoder = DecoderConfig(str(decoder), beam_width, top_k, lexicon, oov_penalty)
+        self.prediction = prediction_kind(model)
+        check_decoder(self.prediction, self.decoder)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto",
@@ -135,7 +138,7 @@ class Recognizer:
                     best = hyps[0] if hyps else Hypothesis("", float("-inf"))
                     out.append(Prediction(best.text, math.exp(best.log_prob), tuple(hyps)))
                 continue
-            texts, confs = decode_logits(logits, self.charset, self.decoder)
+            texts, confs = decode_head(logits, self.charset, self.decoder, self.prediction)
             out.extend(Prediction(t, c) for t, c in zip(texts, confs, strict=False))
         return out
 

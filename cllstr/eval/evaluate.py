@@ -21,8 +21,10 @@ import torch
 from torch import nn
 
 from cllstr.atomic import atomic_write_json, atomic_write_text
-from cllstr.eval.decode import DecoderConfig, decode_logits
+from cllstr.eval.decode import DecoderConfig
+from cllstr.eval.heads import check_decoder, decode_head
 from cllstr.eval.metrics import MetricAccumulator, Scores
+from cllstr.models import prediction_kind
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import normalize_label
 from cllstr.train.precision import autocast
@@ -100,6 +102,8 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
         An :class:`EvalReport`; languages appear in the paper's order (ARA BEN CHI HIN JPN KOR LAT) first.
     """
     device = torch.device(device)
+    prediction = prediction_kind(model)
+    check_decoder(prediction, decoder)
     was_training = model.training
     model.eval()
     start = time.perf_counter()
@@ -119,7 +123,7 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
                         break
                     labels = labels[:room]
                 logits = forward_logits(model, batch.images[: len(labels)], device, amp_dtype, channels_last)
-                preds, confs = decode_logits(logits, charset, decoder)
+                preds, confs = decode_head(logits, charset, decoder, prediction)
                 gts = [ground_truth(lb, charset if gt_in_charset else None) for lb in labels]
                 acc.update(preds, gts)
                 total.update(preds, gts)

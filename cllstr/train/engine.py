@@ -24,9 +24,9 @@ from cllstr.models import count_parameters, create_model
 from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
 from cllstr.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from cllstr.train.config import TrainConfig, config_to_dict
-from cllstr.train.ctc import CTCLoss, encode_targets
 from cllstr.train.data_stream import BatchStream
 from cllstr.train.monitor import RunMonitor
+from cllstr.train.objective import make_objective
 from cllstr.train.precision import autocast, configure_threads, resolve_amp_dtype, resolve_device
 
 __all__ = ["Trainer", "TrainingInterrupted", "train", "seed_everything", "unwrap"]
@@ -91,7 +91,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.stream = BatchStream(train_loader)
-        self.criterion = CTCLoss()
+        self.criterion = make_objective(self.model)
         self.iteration = 0
         self.best_score = -math.inf
         self.unknown_chars = 0
@@ -168,14 +168,14 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------------------------
     def train_step(self, batch: Any) -> float:
         """One optimiser step on ``batch``; returns the loss."""
-        enc = encode_targets(self.charset, batch.labels, getattr(batch, "scripts", None))
+        enc = self.criterion.encode(self.charset, batch.labels, getattr(batch, "scripts", None))
         self.unknown_chars += enc.unknown
         images = batch.images.to(self.device, non_blocking=True)
         if self.cfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp_dtype):
-            logits = self.forward(images)
-        loss = self.criterion(logits, enc)
+            logits = self.criterion.run(self.forward, images, enc)
+        loss = self.criterion.loss(logits, enc)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -253,8 +253,8 @@ class Trainer:
                 if self.iteration % cfg.log_interval == 0 or self.iteration == end:
                     lr = self.optimizer.param_groups[0]["lr"]
                     if self.criterion.infeasible > warned:
-                        mon.warn(f"{self.criterion.infeasible}/{self.criterion.seen} samples so far are CTC-infeasible "
-                                 f"(label + repeats longer than the model's T); their loss is zeroed")
+                        mon.warn(f"{self.criterion.infeasible}/{self.criterion.seen} samples so far are "
+                                 f"{self.criterion.infeasible_note}")
                         warned = self.criterion.infeasible
                     stats = mon.progress(self.iteration, loss_sum / loss_n, lr)
                     mon.record("train", {"iteration": self.iteration, "loss": loss_sum / loss_n, "lr": lr,
