@@ -29,6 +29,13 @@ EXAMPLES: dict[str, list[str]] = {
              "cllstr eval runs/joint/best.pt -d data --gallery gallery/   # sheets of the worst errors"],
     "predict": ["cllstr predict -m runs/joint/best.pt img1.jpg img2.png --format json",
                 "cllstr predict -m runs/joint/best.pt --folder crops/ -o predictions.tsv"],
+    "import": [
+        "cllstr import SVTR_joint_All.pth --from cll-str --arch SVTR --charset charset/MLT19_charset.txt "
+        "-o svtr_joint.pt",
+        "cllstr import TPS-ResNet-BiLSTM-Attn.pth --from dtrb --arch TPS-ResNet-BiLSTM-Attn -o trba.pt",
+        "cllstr import TPS-ResNet-BiLSTM-Attn-case-sensitive.pth --from dtrb --arch TPS-ResNet-BiLSTM-Attn "
+        "--sensitive -o trba_cs.pt",
+    ],
     "study": ["cllstr study presets", "cllstr study run --preset cll-joint --scale 0.01 --out studies/joint",
               "cllstr study report studies/joint"],
     "study run": ["cllstr study run --preset cll-joint --scale 0.01 --out studies/joint --seeds 3 --parallel 2",

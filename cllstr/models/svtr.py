@@ -9,6 +9,8 @@ Local mixing is multi-head self-attention restricted to a 7x11 window around eac
 once per grid size, as in PaddleOCR's ``rec_svtrnet.py``); Global mixing is unrestricted attention. Blocks are
 pre-norm (LayerNorm eps 1e-6) with a 4x GELU MLP and stochastic depth rising linearly to 0.1. Attention runs
 through ``F.scaled_dot_product_attention`` so that fused CPU/GPU kernels are used and the model exports.
+The merging LayerNorms use eps 1e-6 too; CLL-STR's use PyTorch's default 1e-5 (``merge_eps=1e-5`` reproduces it,
+which :mod:`cllstr.interop` sets for imported checkpoints).
 """
 
 from __future__ import annotations
@@ -84,10 +86,10 @@ class Block(nn.Module):
 class Merging(nn.Module):
     """3x3 stride-(2,1) conv + LayerNorm: tokens on an ``h x w`` grid ``(B, h*w, Ci)`` to ``(B, h/2*w, Co)``."""
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, eps: float = 1e-6) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_dim, out_dim, 3, (2, 1), 1)
-        self.norm = nn.LayerNorm(out_dim, eps=1e-6)
+        self.norm = nn.LayerNorm(out_dim, eps=eps)
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Args: x: ``(B, h*w, Ci)``. Returns: ``(B, ceil(h/2)*w, Co)``."""
@@ -101,7 +103,8 @@ class SVTR(nn.Module):
     def __init__(self, num_classes: int, in_chans: int = 3, img_size: Sequence[int] = (32, 100),
                  dims: Sequence[int] = (64, 128, 256), depths: Sequence[int] = (3, 6, 3),
                  heads: Sequence[int] = (2, 4, 8), num_local: int = 6, local_window: Sequence[int] = (7, 11),
-                 mlp_ratio: float = 4.0, drop_path_rate: float = 0.1, out_dim: int = 512) -> None:
+                 mlp_ratio: float = 4.0, drop_path_rate: float = 0.1, out_dim: int = 512,
+                 merge_eps: float = 1e-6) -> None:
         super().__init__()
         img_h, img_w = int(img_size[0]), int(img_size[1])
         if img_h != 32 or img_w % 4:
@@ -125,7 +128,7 @@ class SVTR(nn.Module):
                 blocks.append(Block(dim, nh, (h, w), window if k < num_local else None, mlp_ratio, rates[k]))
                 k += 1
             self.stages.append(nn.ModuleList(blocks))
-            self.merges.append(Merging(dim, dims[i + 1] if i + 1 < len(dims) else out_dim))
+            self.merges.append(Merging(dim, dims[i + 1] if i + 1 < len(dims) else out_dim, merge_eps))
             h = (h + 1) // 2
         if h != 1:
             raise ValueError(f"SVTR stages leave a grid of height {h}, expected 1 (input height {img_h})")

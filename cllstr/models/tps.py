@@ -5,9 +5,11 @@ fixed points ``C`` of the rectified image (evenly spaced on its top and bottom e
 rectified image's pixel grid, and the input is resampled there (bilinear, border padding).
 
 The TPS solve is linear in ``C'``: with ``delta_C`` the ``(F+3, F+3)`` TPS system of ``C`` and ``P_hat`` the
-``(N, F+3)`` kernel rows of the ``N`` output pixels, the sampling grid is ``P' = P_hat @ inv(delta_C) @ [C'; 0]``.
-Both matrices depend only on ``F`` and the output size, so their product is precomputed once as a buffer (not saved
-in the state dict: it is rebuilt from the configuration).
+``(N, F+3)`` kernel rows of the ``N`` output pixels, the sampling grid is ``P' = P_hat @ (inv(delta_C) @ [C'; 0])``.
+Both matrices depend only on ``F`` and the output size: they are computed once in float64 and kept as buffers (not
+saved in the state dict: they are rebuilt from the configuration). The grid is evaluated in float64 (the identity
+initialisation then reproduces the image to float32 precision) or, with ``align_corners=True`` (imported reference
+models), in the reference's float32 arithmetic and order, which reproduces the reference's grid bit for bit.
 
 ``init="rare"`` starts the fiducial points as in RARE Fig. 6(a) (the reference's initialisation); ``init="identity"``
 starts them at ``C``, so that the untrained transform is the identity. The grid is the pixel-centre grid of the
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TPS", "fiducial_points", "tps_grid_matrix"]
+__all__ = ["TPS", "fiducial_points", "tps_matrices"]
 
 
 def fiducial_points(num_fiducial: int, init: str = "identity") -> torch.Tensor:
@@ -51,8 +53,9 @@ def _rbf(d2: torch.Tensor, eps: float) -> torch.Tensor:
     return d2 * torch.log(r + eps)
 
 
-def tps_grid_matrix(num_fiducial: int, out_h: int, out_w: int) -> torch.Tensor:
-    """``(H*W, F)`` matrix ``M`` with ``grid = M @ C'`` (float64); rows follow the output pixels row-major."""
+def tps_matrices(num_fiducial: int, out_h: int, out_w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``inv(delta_C)`` ``(F+3, F+3)`` and ``P_hat`` ``(H*W, F+3)`` in float64; ``P_hat`` rows follow the output
+    pixels row-major."""
     c = fiducial_points(num_fiducial, "identity")
     f = num_fiducial
     dist = torch.cdist(c, c)
@@ -72,7 +75,7 @@ def tps_grid_matrix(num_fiducial: int, out_h: int, out_w: int) -> torch.Tensor:
     p = torch.stack([xx.flatten(), yy.flatten()], 1)  # (N, 2) as (x, y)
     d2 = ((p[:, None, :] - c[None, :, :]) ** 2).sum(-1)
     p_hat = torch.cat([torch.ones(p.shape[0], 1, dtype=torch.float64), p, _rbf(d2, 1e-6)], 1)  # (N, F+3)
-    return (p_hat @ inv)[:, :f]  # the last three rows of [C'; 0] are zero
+    return inv, p_hat
 
 
 class TPS(nn.Module):
@@ -104,7 +107,9 @@ class TPS(nn.Module):
         )
         self.loc_fc1 = nn.Linear(512, 256)
         self.loc_fc2 = nn.Linear(256, num_fiducial * 2)
-        self.register_buffer("grid_matrix", tps_grid_matrix(num_fiducial, *self.out_size).float(), persistent=False)
+        inv, p_hat = tps_matrices(num_fiducial, *self.out_size)
+        self.register_buffer("inv_delta_c", inv, persistent=False)
+        self.register_buffer("p_hat", p_hat, persistent=False)
         self.init = init
         self.reset_fiducials()
 
@@ -122,7 +127,11 @@ class TPS(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Args: images: ``(B, C, H, W)``. Returns: ``(B, C, out_h, out_w)``."""
         c_prime = self.fiducials(images)
-        grid = torch.matmul(self.grid_matrix.to(c_prime.dtype), c_prime)  # (B, N, 2)
+        dtype = torch.float32 if self.align_corners else torch.float64
+        c_prime = c_prime.to(dtype)
+        c_prime = torch.cat([c_prime, c_prime.new_zeros(c_prime.shape[0], 3, 2)], 1)  # (B, F+3, 2)
+        transform = torch.matmul(self.inv_delta_c.to(dtype), c_prime)  # (B, F+3, 2)
+        grid = torch.matmul(self.p_hat.to(dtype), transform)  # (B, N, 2)
         grid = grid.view(images.shape[0], self.out_size[0], self.out_size[1], 2)
         return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border",
                              align_corners=self.align_corners)
