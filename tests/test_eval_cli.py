@@ -110,3 +110,62 @@ def test_recognizer_bad_inputs(trained: tuple[Path, Path], tmp_path: Path) -> No
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="bad.png"):
         rec.predict([tmp_path / "bad.png"])
+
+
+def test_predict_cli_beam_top_k_and_lexicon(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """--top-k lists alternatives with log-probabilities (best first, the first is the text); with a lexicon of one
+    word and words only (-inf penalty) every prediction is that word."""
+    _, out = trained
+    img = tmp_path / "w.png"
+    img.write_bytes(png_of("cat", 3))
+    args = ["predict", "-m", str(out / "best.pt"), str(img), "--precision", "fp32", "--format", "json"]
+    res = runner.invoke(app, [*args, "--top-k", "3", "--beam-width", "5"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)[0]
+    alts = row["alternatives"]
+    assert 1 <= len(alts) <= 3 and alts[0]["text"] == row["text"]
+    assert [a["log_prob"] for a in alts] == sorted((a["log_prob"] for a in alts), reverse=True)
+    words = tmp_path / "words.txt"
+    words.write_text("cat\n", encoding="utf-8")
+    res = runner.invoke(app, [*args, "--lexicon", str(words), "--oov-penalty", "-inf"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["text"] == "cat"
+    res = runner.invoke(app, [*args, "--top-k", "6", "--beam-width", "5"])
+    assert res.exit_code == 2 and "--top-k" in res.stderr
+    res = runner.invoke(app, [*args, "--lexicon", str(tmp_path / "missing.txt")])
+    assert res.exit_code == 2 and "missing.txt" in res.stderr
+
+
+def test_eval_cli_greedy_and_beam_side_by_side(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    root, out = trained
+    res = runner.invoke(app, ["eval", str(out / "best.pt"), "-d", str(root), "--precision", "fp32", "--decoder",
+                              "both", "--beam-width", "4", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert "Acc greedy | Acc beam" in res.stdout and "| LAT |" in res.stdout
+    data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert data["decoder"] == "beam" and set(data["greedy"]["languages"]) == {"ARA", "LAT"}
+
+
+def test_eval_cli_gallery_of_worst_errors(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    root, out = trained
+    res = runner.invoke(app, ["eval", str(out / "best.pt"), "-d", str(root), "--precision", "fp32", "--gallery",
+                              str(tmp_path / "g"), "--gallery-size", "3", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    for lang in ("ARA", "LAT"):
+        sheet = Image.open(tmp_path / "g" / f"{lang}.png")
+        wrong = round((1 - data["languages"][lang]["accuracy"]) * data["languages"][lang]["samples"])
+        rows = min(3, wrong)
+        assert sheet.height >= 34 + rows * 58, (lang, sheet.size, rows)
+    assert "ARA.png" in (tmp_path / "g" / "index.md").read_text(encoding="utf-8")
+
+
+def test_gallery_keeps_the_worst_errors_first() -> None:
+    from cllstr.eval.gallery import GalleryCollector
+
+    col = GalleryCollector(first_k=2, worst_k=2)
+    images = torch.zeros(4, 3, 32, 100)
+    col("LAT", images, ["abc", "abc", "abc", "abc"], ["abc", "abd", "xyz", "xbc"], [0.9, 0.8, 0.2, 0.99])
+    assert [e.pred for e in col.first["LAT"]] == ["abc", "abd"]
+    assert [e.pred for e in col.worst("LAT")] == ["xyz", "xbc"]  # all wrong first, then confident 1-edit errors
+    assert col.first["LAT"][0].correct and not col.first["LAT"][1].correct
