@@ -28,7 +28,8 @@ EXAMPLES: dict[str, list[str]] = {
     "eval": ["cllstr eval runs/joint/best.pt -d data --md eval.md --json eval.json",
              "cllstr eval runs/joint/best.pt -d data --gallery gallery/   # sheets of the worst errors"],
     "predict": ["cllstr predict -m runs/joint/best.pt img1.jpg img2.png --format json",
-                "cllstr predict -m runs/joint/best.pt --folder crops/ -o predictions.tsv"],
+                "cllstr predict -m runs/joint/best.pt --folder crops/ -o predictions.tsv",
+                "cllstr predict --onnx model.onnx img1.jpg   # onnxruntime, from 'cllstr export'"],
     "import": [
         "cllstr import SVTR_joint_All.pth --from cll-str --arch SVTR --charset charset/MLT19_charset.txt "
         "-o svtr_joint.pt",
@@ -36,6 +37,9 @@ EXAMPLES: dict[str, list[str]] = {
         "cllstr import TPS-ResNet-BiLSTM-Attn-case-sensitive.pth --from dtrb --arch TPS-ResNet-BiLSTM-Attn "
         "--sensitive -o trba_cs.pt",
     ],
+    "export": ["cllstr export runs/joint/best.pt --onnx model.onnx",
+               "cllstr export runs/joint/best.pt --torchscript model.ts",
+               "cllstr predict --onnx model.onnx img1.jpg img2.png"],
     "study": ["cllstr study presets", "cllstr study run --preset cll-joint --scale 0.01 --out studies/joint",
               "cllstr study report studies/joint"],
     "study run": ["cllstr study run --preset cll-joint --scale 0.01 --out studies/joint --seeds 3 --parallel 2",

@@ -44,7 +44,9 @@ def _recognise(rec, paths: list[Path], batch_size: int, show_progress: bool) -> 
 
 def predict(
     images: list[Path] = typer.Argument(None, help="Image files."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-m", help="A cllstr checkpoint."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", "-m", help="A cllstr checkpoint."),
+    onnx: Path | None = typer.Option(None, "--onnx", help="Instead of -m: an ONNX file from 'cllstr export' "
+                                     "(runs with onnxruntime on the CPU)."),
     folder: Path | None = typer.Option(None, "--folder", "-f", help="Recognise every image in this folder."),
     fmt: str = typer.Option("tsv", "--format", help="tsv | json."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
@@ -64,8 +66,12 @@ def predict(
 
     if fmt not in ("tsv", "json"):
         usage(f"must be tsv or json, got {fmt!r}", "--format")
-    if not checkpoint.is_file():
+    if (checkpoint is None) == (onnx is None):
+        usage("give one of --checkpoint / -m and --onnx")
+    if checkpoint is not None and not checkpoint.is_file():
         usage(f"checkpoint not found: {checkpoint}", "--checkpoint")
+    if onnx is not None and not onnx.is_file():
+        usage(f"ONNX model not found: {onnx}", "--onnx")
     paths = list(images or [])
     if folder is not None:
         if not folder.is_dir():
@@ -82,9 +88,16 @@ def predict(
     if top_k > beam_width:
         usage(f"must be <= --beam-width ({beam_width}), got {top_k}", "--top-k")
     try:
-        rec = Recognizer.from_checkpoint(checkpoint, device=device, precision=precision, batch_size=batch_size)
+        if onnx is not None:
+            from cllstr.deploy import OnnxModel
+
+            rec = OnnxModel(onnx).recognizer(batch_size)
+        else:
+            rec = Recognizer.from_checkpoint(checkpoint, device=device, precision=precision, batch_size=batch_size)
     except (FileNotFoundError, ValueError, KeyError) as e:
-        fail(f"checkpoint {checkpoint}: {one_line(e)}")
+        fail(f"{'ONNX model' if onnx is not None else 'checkpoint'} {onnx or checkpoint}: {one_line(e)}")
+    if decoder == "beam" and rec.prediction != "ctc":
+        usage(f"beam search needs a CTC model; this model's head is {rec.prediction!r}", "--decoder")
     if decoder == "beam":
         from cllstr.eval.decode import DecoderConfig
         from cllstr.text.lexicon import load_lexicon

@@ -1,0 +1,148 @@
+"""Deployment: export a checkpoint's model to ONNX (dynamic batch) or TorchScript, and recognise with onnxruntime.
+
+The exported graph maps images ``(B, C, H, W)`` in [-1, 1] to logits ``(B, T, K)``: the model alone, for CTC and
+attention models alike (the attention decoder's greedy loop of ``max_length + 1`` steps is unrolled into the graph).
+Decoding stays outside the graph: no native op is exported, so the ONNX file runs on any onnxruntime build. The ONNX
+file carries what inference needs as metadata (``cllstr.charset``, ``cllstr.image``, ``cllstr.prediction``), so
+:meth:`OnnxModel.recognizer` needs nothing but the file: images are prepared as by
+:class:`~cllstr.recognizer.Recognizer` and the logits decoded by the same head-specific decoders (greedy CTC through
+``cllstr.ops``, or greedy attention).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cllstr.models import create_model, prediction_kind
+from cllstr.text.charset import Charset
+from cllstr.train.checkpoint import load_checkpoint
+
+__all__ = ["OPSET", "load_model", "export_onnx", "export_torchscript", "OnnxModel"]
+
+OPSET = 17
+_META = ("cllstr.charset", "cllstr.image", "cllstr.prediction", "cllstr.model")
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The model of cllstr checkpoint ``path`` in eval mode, and the checkpoint."""
+    state = load_checkpoint(path)
+    tokens = state["charset"]["tokens"]
+    model = create_model(state["model_name"], len(tokens) + 1, **state.get("model_kwargs", {}))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {path}: weights do not fit model {state['model_name']!r}: {e}") from e
+    return model.eval(), state
+
+
+def _example(state: dict[str, Any], batch: int = 2) -> torch.Tensor:
+    image = state.get("image", {})
+    chans = 3 if image.get("rgb", True) else 1
+    return torch.zeros(batch, chans, int(image.get("img_h", 32)), int(image.get("img_w", 100)))
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> Path:
+    """Write the model of ``checkpoint`` as ONNX with a dynamic batch axis and cllstr metadata.
+
+    Args:
+        checkpoint: A cllstr checkpoint.
+        out: The ``.onnx`` file.
+        opset: ONNX opset (>= 16 for TPS's ``GridSample``).
+
+    Returns:
+        ``out``.
+    """
+    import onnx
+
+    model, state = load_model(checkpoint)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # tracer notes about the unrolled decoder loop and shape arithmetic
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (_example(state),), str(out), input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                          dynamo=False)
+    proto = onnx.load(str(out))
+    meta = {
+        "cllstr.charset": json.dumps(state["charset"], ensure_ascii=False),
+        "cllstr.image": json.dumps(state.get("image", {})),
+        "cllstr.prediction": prediction_kind(model),
+        "cllstr.model": json.dumps({"name": state["model_name"], "kwargs": state.get("model_kwargs", {})}),
+    }
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(out))
+    return out
+
+
+def export_torchscript(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the model of ``checkpoint`` as a traced TorchScript module (``torch.jit.load`` reads it)."""
+    model, state = load_model(checkpoint)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, (_example(state),), check_trace=False)
+        extra = {"cllstr.json": json.dumps({"charset": state["charset"], "image": state.get("image", {}),
+                                            "prediction": prediction_kind(model)}, ensure_ascii=False)}
+        torch.jit.save(traced, str(out), _extra_files=extra)  # deprecated in favour of torch.export, still supported
+    return out
+
+
+class OnnxModel(nn.Module):
+    """An onnxruntime session behind the model interface: images ``(B, C, H, W)`` to float32 logits ``(B, T, K)``.
+
+    Args:
+        path: An ONNX file written by :func:`export_onnx`.
+        threads: onnxruntime intra-op threads (0: its default).
+
+    Attributes:
+        prediction: The head (``"ctc"`` / ``"attn"``) read from the metadata, as on cllstr models.
+        charset, image: The checkpoint's charset and image settings.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {path}")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+            raise ValueError(f"{path} is not an ONNX model onnxruntime can load: {' '.join(str(e).split())}") from e
+        meta = self.session.get_modelmeta().custom_metadata_map
+        missing = [k for k in _META if k not in meta]
+        if missing:
+            raise ValueError(f"{path} lacks the cllstr metadata {', '.join(missing)}; export it with cllstr export")
+        cs = json.loads(meta["cllstr.charset"])
+        self.charset = Charset(cs["tokens"], mode=cs.get("mode", "codepoint"))
+        self.image: dict[str, Any] = json.loads(meta["cllstr.image"])
+        self.prediction = meta["cllstr.prediction"]
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Args: images: ``(B, C, H, W)`` float. Returns: ``(B, T, K)`` float32 logits (on the CPU)."""
+        x = np.ascontiguousarray(images.detach().float().cpu().numpy())
+        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
+
+    def recognizer(self, batch_size: int = 256) -> Any:
+        """A :class:`~cllstr.recognizer.Recognizer` running this session (CPU, float32, greedy decoding)."""
+        from cllstr.recognizer import Recognizer
+
+        img = self.image
+        return Recognizer(self, self.charset, int(img.get("img_h", 32)), int(img.get("img_w", 100)),
+                          bool(img.get("rgb", True)), bool(img.get("keep_ratio", False)), device="cpu",
+                          precision="fp32", batch_size=batch_size)
