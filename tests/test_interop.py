@@ -217,3 +217,18 @@ def test_bad_files_and_arguments(tmp_path: Path, crnn_pth: Path) -> None:
         assert res.exit_code == 2 and hint in res.stderr, (argv, res.stderr)
     res = _import(str(tmp_path / "nope.pth"), "--from", "dtrb", "--arch", "CRNN", "-o", out)
     assert res.exit_code == 2 and "not found" in res.stderr
+
+
+def test_imported_checkpoint_evaluates_with_cllstr_eval(tmp_path: Path, crnn_pth: Path) -> None:
+    from tests.test_train_engine import make_data_root
+
+    root = make_data_root(tmp_path / "data", ("LAT",), n_train=2, n_val=6)
+    res = _import(str(crnn_pth), "--from", "dtrb", "--arch", "CRNN", "-o", str(tmp_path / "m.pt"))
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["eval", str(tmp_path / "m.pt"), "-d", str(root), "--device", "cpu", "--json",
+                              str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    import json
+
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["languages"]["LAT"]["samples"] == 6
