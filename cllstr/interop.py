@@ -52,7 +52,7 @@ DIFFERENCES = {
 }
 _STAGES = {
     "trans": {"none": "none", "tps": "tps"},
-    "feat": {"vgg": "vgg", "rcnn": "rcnn", "resnet": "resnet"},
+    "feat": {"vgg": "vgg", "rcnn": "rcnn", "resnet": "resnet", "svtr": "svtr"},
     "seq": {"none": "none", "bilstm": "bilstm"},
     "pred": {"ctc": "ctc", "attn": "attn"},
 }
@@ -128,7 +128,7 @@ def load_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
-def _rename(key: str, feat: str) -> str | None:
+def _rename(key: str, feat: str, svtr_prefix: str = "") -> str | None:
     """The cllstr name of reference key ``key`` (None: a key the reference never runs or a rebuilt buffer)."""
     if key.startswith("Transformation.GridGenerator."):
         return None
@@ -146,10 +146,11 @@ def _rename(key: str, feat: str) -> str | None:
         if re.match(r"^FeatureExtraction\.ConvNet\.(last_conv|linear|norm)\.", key):
             return None
         rules += [
-            (r"^FeatureExtraction\.ConvNet\.patch_embed\.proj\.", "patch_embed."),
-            (r"^FeatureExtraction\.ConvNet\.pos_embed$", "pos_embed"),
-            (r"^FeatureExtraction\.ConvNet\.blocks(\d)\.", lambda m: f"stages.{int(m.group(1)) - 1}."),
-            (r"^FeatureExtraction\.ConvNet\.sub_sample(\d)\.", lambda m: f"merges.{int(m.group(1)) - 1}."),
+            (r"^FeatureExtraction\.ConvNet\.patch_embed\.proj\.", f"{svtr_prefix}patch_embed."),
+            (r"^FeatureExtraction\.ConvNet\.pos_embed$", f"{svtr_prefix}pos_embed"),
+            (r"^FeatureExtraction\.ConvNet\.blocks(\d)\.", lambda m: f"{svtr_prefix}stages.{int(m.group(1)) - 1}."),
+            (r"^FeatureExtraction\.ConvNet\.sub_sample(\d)\.",
+             lambda m: f"{svtr_prefix}merges.{int(m.group(1)) - 1}."),
             (r"\.mlp\.fc1\.", ".mlp.0."), (r"\.mlp\.fc2\.", ".mlp.2."),
         ]
     elif feat == "resnet":
@@ -182,6 +183,11 @@ def _infer(sd: Mapping[str, torch.Tensor], stages: tuple[str, str, str, str]) ->
     if first is None:
         raise ValueError("the checkpoint has no FeatureExtraction convolution: not a four-stage reference model")
     info: dict[str, Any] = {"in_chans": int(first.shape[1])}
+    if feat == "svtr":
+        last = sd.get("FeatureExtraction.ConvNet.sub_sample3.conv.weight")
+        if last is None:
+            raise ValueError("--arch says SVTR but the checkpoint has no FeatureExtraction.ConvNet.sub_sample3 keys")
+        info["out_channels"] = int(last.shape[0])
     if trans == "tps":
         bias = sd.get("Transformation.LocalizationNetwork.localization_fc2.bias")
         if bias is None:
@@ -214,12 +220,15 @@ def _infer(sd: Mapping[str, torch.Tensor], stages: tuple[str, str, str, str]) ->
 
 
 def map_state_dict(sd: Mapping[str, torch.Tensor], stages: tuple[str, str, str, str], perm: list[int],
-                   sos: int | None, feat_width: int) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Rename and reorder reference tensors; returns the cllstr state dict and the dropped reference keys."""
+                   sos: int | None, feat_width: int,
+                   svtr_prefix: str = "") -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename and reorder reference tensors; returns the cllstr state dict and the dropped reference keys.
+    ``svtr_prefix`` is where an SVTR extractor's tensors live (``""`` in ``svtr_tiny``, ``features.svtr.`` in
+    ``four_stage``)."""
     out: dict[str, torch.Tensor] = {}
     dropped: list[str] = []
     for key, tensor in sd.items():
-        name = _rename(key, stages[1])
+        name = _rename(key, stages[1], svtr_prefix)
         if name is None:
             dropped.append(key)
             continue
@@ -232,7 +241,7 @@ def _target(stages: tuple[str, str, str, str], info: dict[str, Any], img_size: t
     """The cllstr model name and kwargs reproducing the reference, and the differences applied."""
     trans, feat, seq, pred = stages
     diffs: list[str] = []
-    if feat == "svtr":
+    if stages == ("none", "svtr", "none", "ctc"):
         diffs.append(DIFFERENCES["svtr"])
         return "svtr_tiny", {"in_chans": info["in_chans"], "img_size": list(img_size), "merge_eps": 1e-5}, diffs
     if stages == ("none", "vgg", "bilstm", "ctc"):
@@ -246,6 +255,9 @@ def _target(stages: tuple[str, str, str, str], info: dict[str, Any], img_size: t
     if feat == "vgg":
         kw["vgg_last_pad"] = 0
         diffs.append(DIFFERENCES["vgg"])
+    if feat == "svtr":
+        kw["svtr_merge_eps"] = 1e-5
+        diffs.append(DIFFERENCES["svtr"])
     if trans == "tps":
         kw.update(num_fiducial=info["num_fiducial"], tps_align_corners=True)
         diffs.append(DIFFERENCES["tps"])
@@ -295,7 +307,8 @@ def import_reference(path: str | Path, source: str, arch: str, characters: Seque
     charset = Charset(tokens, mode=charset_mode)
     name, kwargs, diffs = _target(stages, info, img_size, max_length, sos, source)
     model = create_model(name, charset.num_classes, **kwargs)
-    mapped, dropped = map_state_dict(sd, stages, perm, sos, info["feat_width"])
+    prefix = "features.svtr." if name == "four_stage" and stages[1] == "svtr" else ""
+    mapped, dropped = map_state_dict(sd, stages, perm, sos, info["feat_width"], prefix)
     expected = model.state_dict()
     missing = [k for k in expected if k not in mapped]
     unexpected = [k for k in mapped if k not in expected]

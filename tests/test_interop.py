@@ -71,7 +71,12 @@ def to_reference(model: torch.nn.Module, ref_classes: list[str], our_classes: li
         if name == "decoder.rnn.weight_ih" and model.decoder.embed is None:
             width = t.shape[1] - len(our_classes)
             t = torch.cat([t[:, :width], t[:, width:].index_select(1, order)], 1)
-        rules = SVTR_TO_REF if stages["feat"] == "svtr" else list(TO_REF)
+        if stages["feat"] == "svtr" and hasattr(model, "prediction"):  # SVTR inside a four-stage model
+            rules = [(r"^features\.svtr\.", "")] + SVTR_TO_REF[:-1] + list(TO_REF)
+        elif stages["feat"] == "svtr":
+            rules = list(SVTR_TO_REF)
+        else:
+            rules = list(TO_REF)
         if stages["feat"] == "resnet":
             rules.append((r"^features\.", "FeatureExtraction.ConvNet."))
         elif stages["feat"] != "svtr":
@@ -232,3 +237,22 @@ def test_imported_checkpoint_evaluates_with_cllstr_eval(tmp_path: Path, crnn_pth
 
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["languages"]["LAT"]["samples"] == 6
+
+
+def test_cll_str_svtr_feature_extractor_with_attention(tmp_path: Path) -> None:
+    chars = list("abcd")
+    ours = ["[EOS]", "[PAD]", "[UNK]", " ", "[SOS]"] + chars
+    model = create_model("four_stage", len(ours), feat="svtr", seq="none", pred="attn", hidden_size=32,
+                         attn_sos=4, svtr_merge_eps=1e-5).eval()
+    _randomise(model)
+    sd = to_reference(model, ["[PAD]", "[UNK]", " ", "[SOS]", "[EOS]"] + chars, ours)
+    assert "module.FeatureExtraction.ConvNet.blocks3.2.mlp.fc2.weight" in sd
+    sd["module.FeatureExtraction.ConvNet.last_conv.weight"] = torch.zeros(1)
+    torch.save(sd, tmp_path / "svtr_attn.pth")
+    result = import_reference(tmp_path / "svtr_attn.pth", "cll-str", "None-SVTR-None-Attn", chars)
+    assert result.dropped == ["module.FeatureExtraction.ConvNet.last_conv.weight".removeprefix("module.")]
+    imported = create_model("four_stage", len(ours), **result.checkpoint["model_kwargs"]).eval()
+    imported.load_state_dict(result.checkpoint["model"])
+    x = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(imported(x), model(x), atol=0, rtol=0)

@@ -4,7 +4,8 @@
 
 - Trans: ``none`` | ``tps`` (:mod:`cllstr.models.tps`),
 - Feat: ``vgg`` (the CRNN extractor, :mod:`cllstr.models.crnn`) | ``rcnn`` (:mod:`cllstr.models.rcnn`) |
-  ``resnet`` (:mod:`cllstr.models.resnet`),
+  ``resnet`` (:mod:`cllstr.models.resnet`) | ``svtr`` (SVTR-T without its classifier, as in CLL-STR,
+  :mod:`cllstr.models.svtr`; T = W/4),
 - Seq: ``none`` | ``bilstm`` (two BiLSTM layers),
 - Pred: ``ctc`` (a per-column classifier) | ``attn`` (:mod:`cllstr.models.attention`),
 
@@ -26,6 +27,7 @@ from cllstr.models.crnn import BidirectionalLSTM, VGGFeatureExtractor, columns, 
 from cllstr.models.rcnn import RCNNFeatureExtractor
 from cllstr.models.registry import register_model
 from cllstr.models.resnet import ResNetFeatureExtractor
+from cllstr.models.svtr import SVTRFeatureExtractor
 from cllstr.models.tps import TPS
 
 __all__ = ["FourStage", "FEATURES", "TRANSFORMS", "SEQUENCES", "PREDICTIONS", "four_stage"]
@@ -35,6 +37,8 @@ FEATURES: dict[str, Callable[..., nn.Module]] = {
     "vgg": lambda cin, cout, o: VGGFeatureExtractor(cin, cout, o.get("vgg_last_pad", 1)),
     "rcnn": lambda cin, cout, o: RCNNFeatureExtractor(cin, cout),
     "resnet": lambda cin, cout, o: ResNetFeatureExtractor(cin, cout),
+    "svtr": lambda cin, cout, o: SVTRFeatureExtractor(cin, cout, img_size=o["img_size"],
+                                                      merge_eps=o.get("svtr_merge_eps", 1e-6)),
 }
 TRANSFORMS = ("none", "tps")
 SEQUENCES = ("none", "bilstm")
@@ -63,6 +67,7 @@ class FourStage(nn.Module):
         tps_init: ``"rare"`` (the reference) or ``"identity"``.
         tps_align_corners: ``grid_sample`` convention of the TPS (True: the reference).
         vgg_last_pad: Column padding of the VGG's last conv (1: T = W/4 + 1; 0: the reference's W/4 - 1).
+        svtr_merge_eps: LayerNorm eps of the SVTR extractor's merging layers (1e-5: CLL-STR).
         attn_embed: Attention input-embedding width (0: one-hot inputs).
         attn_sos: The attention decoder's start-token input id (None: an extra input class).
         attn_cell: ``"lstm"`` or ``"gru"``.
@@ -71,7 +76,8 @@ class FourStage(nn.Module):
     def __init__(self, num_classes: int, trans: str = "none", feat: str = "resnet", seq: str = "bilstm",
                  pred: str = "ctc", in_chans: int = 3, img_size: Sequence[int] = (32, 100), num_fiducial: int = 20,
                  out_channels: int = 512, hidden_size: int = 256, max_length: int = 25, tps_init: str = "rare",
-                 tps_align_corners: bool = False, vgg_last_pad: int = 1, attn_embed: int = 256,
+                 tps_align_corners: bool = False, vgg_last_pad: int = 1, svtr_merge_eps: float = 1e-6,
+                 attn_embed: int = 256,
                  attn_sos: int | None = None, attn_cell: str = "lstm") -> None:
         super().__init__()
         self.stages = {
@@ -81,7 +87,8 @@ class FourStage(nn.Module):
         self.prediction = self.stages["pred"]
         self.max_length = max_length
         self.trans = TPS(num_fiducial, img_size, in_chans, tps_init, tps_align_corners) if trans == "tps" else None
-        self.features = FEATURES[self.stages["feat"]](in_chans, out_channels, {"vgg_last_pad": vgg_last_pad})
+        options = {"vgg_last_pad": vgg_last_pad, "img_size": tuple(img_size), "svtr_merge_eps": svtr_merge_eps}
+        self.features = FEATURES[self.stages["feat"]](in_chans, out_channels, options)
         width = out_channels
         self.sequence = None
         if self.stages["seq"] == "bilstm":
@@ -96,6 +103,8 @@ class FourStage(nn.Module):
         else:
             self.head = nn.Linear(width, num_classes)
         init_reference_(self)
+        if self.stages["feat"] == "svtr":
+            self.features.svtr._init_weights()  # SVTR keeps its own (truncated-normal) initialisation
         if self.trans is not None:
             self.trans.reset_fiducials()  # the reference initialisation skips the localisation output layer
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from cllstr.models.registry import register_model
 
-__all__ = ["SVTR", "local_window_mask", "svtr_tiny", "svtr_small", "svtr_base"]
+__all__ = ["SVTR", "SVTRFeatureExtractor", "local_window_mask", "svtr_tiny", "svtr_small", "svtr_base"]
 
 
 def local_window_mask(h: int, w: int, kh: int, kw: int) -> torch.Tensor:
@@ -149,8 +149,8 @@ class SVTR(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Args: images: ``(B, C, 32, W)``. Returns: logits ``(B, W/4, num_classes)``."""
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Args: images: ``(B, C, 32, W)``. Returns: the row of features ``(B, W/4, out_dim)``."""
         x = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos_embed
         h, w = self.grid
         for blocks, merge in zip(self.stages, self.merges, strict=False):
@@ -158,7 +158,29 @@ class SVTR(nn.Module):
                 x = blk(x)
             x = merge(x, h, w)
             h = (h + 1) // 2
-        return self.head(x)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Args: images: ``(B, C, 32, W)``. Returns: logits ``(B, W/4, num_classes)``."""
+        return self.head(self.forward_features(images))
+
+
+class SVTRFeatureExtractor(nn.Module):
+    """SVTR-T as the four-stage framework's feature extractor (CLL-STR's ``SVTR_FeatureExtractor``): images
+    ``(B, C, 32, W)`` to a one-row feature map ``(B, out_channels, 1, W/4)``.
+
+    Keyword arguments go to :class:`SVTR` (``img_size``, ``merge_eps``, ``drop_path_rate``...); it has no classifier.
+    """
+
+    def __init__(self, in_chans: int = 3, out_channels: int = 512, **kwargs: object) -> None:
+        super().__init__()
+        self.svtr = SVTR(2, in_chans=in_chans, out_dim=out_channels, **kwargs)
+        del self.svtr.head
+        self.out_channels = out_channels
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Args: images: ``(B, C, 32, W)``. Returns: ``(B, out_channels, 1, W/4)``."""
+        return self.svtr.forward_features(images).transpose(1, 2).unsqueeze(2)
 
 
 @register_model

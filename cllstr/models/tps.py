@@ -128,10 +128,11 @@ class TPS(nn.Module):
         """Args: images: ``(B, C, H, W)``. Returns: ``(B, C, out_h, out_w)``."""
         c_prime = self.fiducials(images)
         dtype = torch.float32 if self.align_corners else torch.float64
-        c_prime = c_prime.to(dtype)
-        c_prime = torch.cat([c_prime, c_prime.new_zeros(c_prime.shape[0], 3, 2)], 1)  # (B, F+3, 2)
-        transform = torch.matmul(self.inv_delta_c.to(dtype), c_prime)  # (B, F+3, 2)
-        grid = torch.matmul(self.p_hat.to(dtype), transform)  # (B, N, 2)
+        with torch.autocast(c_prime.device.type, enabled=False):  # the grid needs full precision under autocast
+            c_prime = c_prime.to(dtype)
+            c_prime = torch.cat([c_prime, c_prime.new_zeros(c_prime.shape[0], 3, 2)], 1)  # (B, F+3, 2)
+            transform = torch.matmul(self.inv_delta_c.to(dtype), c_prime)  # (B, F+3, 2)
+            grid = torch.matmul(self.p_hat.to(dtype), transform)  # (B, N, 2)
         grid = grid.view(images.shape[0], self.out_size[0], self.out_size[1], 2)
         return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border",
                              align_corners=self.align_corners)
