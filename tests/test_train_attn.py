@@ -116,4 +116,12 @@ def test_trba_trains_evaluates_predicts_and_cascades(tmp_path: Path) -> None:
     other = create_model("trba", 40, **TINY_TRBA)
     report = init_from_checkpoint(other, [chr(ord("a") + i) for i in range(39)], tmp_path / "run" / "best.pt")
     assert "head.weight" in report.copied and "trans.loc_fc2.bias" in report.copied
-    assert "decoder.embed.weight" in report.skipped
+    assert "decoder.embed.weight" in report.copied
+    old_tokens = ckpt["charset"]["tokens"]
+    old_embed, new_embed = ckpt["model"]["decoder.embed.weight"], other.decoder.embed.weight.detach()
+    shared = [t for t in old_tokens if "a" <= t <= "z"]
+    assert len(shared) >= 3
+    for tok in shared:  # new class of token chr(ord("a") + i) is i + 1
+        torch.testing.assert_close(new_embed[ord(tok) - ord("a") + 1], old_embed[old_tokens.index(tok) + 1])
+    torch.testing.assert_close(new_embed[0], old_embed[0])  # the end token
+    torch.testing.assert_close(new_embed[-1], old_embed[-1])  # the start token (an input-only row)

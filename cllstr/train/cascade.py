@@ -3,9 +3,10 @@
 Every tensor of the state dict whose name and shape match is copied, BatchNorm running statistics included (the
 reference copies ``named_parameters`` only and so drops them, which de-calibrates BatchNorm after the transfer).
 The classifier (the module named ``head``: ``Linear(F, num_classes)``) is remapped row by row: the blank row and the
-row of every token present in both charsets are copied; rows of new tokens keep their fresh initialisation.
-``freeze=True`` stops the gradient of every copied parameter except the classifier, and :func:`freeze_bn_stats`
-keeps the running statistics of fully frozen BatchNorm layers fixed.
+row of every token present in both charsets are copied; rows of new tokens keep their fresh initialisation. An
+attention decoder's input embedding (``decoder.embed``, one row per class plus its start token) is remapped the same
+way. ``freeze=True`` stops the gradient of every copied parameter except these class-indexed ones, and
+:func:`freeze_bn_stats` keeps the running statistics of fully frozen BatchNorm layers fixed.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from torch import nn
 
 from cllstr.train.checkpoint import load_checkpoint
 
-__all__ = ["CascadeReport", "init_from_checkpoint", "freeze_bn_stats", "HEAD"]
+__all__ = ["CascadeReport", "init_from_checkpoint", "freeze_bn_stats", "HEAD", "CLASS_ROWS"]
 
 HEAD = "head."
+#: Tensors whose rows are the classes (class 0 first), possibly followed by extra input-only rows (a start token).
+CLASS_ROWS = (HEAD, "decoder.embed.")
 
 
 @dataclass
@@ -41,9 +44,13 @@ class CascadeReport:
 
 
 def _remap_rows(new: torch.Tensor, old: torch.Tensor, old_tokens: list[str], new_tokens: list[str]) -> int:
-    """Copy classifier rows by token (row 0 is the blank); returns the number of shared tokens."""
+    """Copy classifier rows by token (row 0 is the blank, rows after the classes are copied in order); returns the
+    number of shared tokens."""
     old_index = {t: i + 1 for i, t in enumerate(old_tokens)}
     new[0] = old[0]
+    extra = old.shape[0] - len(old_tokens) - 1
+    if extra:
+        new[new.shape[0] - extra:] = old[old.shape[0] - extra:]
     shared = 0
     for j, tok in enumerate(new_tokens, start=1):
         i = old_index.get(tok)
@@ -77,8 +84,11 @@ def init_from_checkpoint(model: nn.Module, tokens: list[str], path: str | Path, 
             src = old_sd.get(name)
             if src is None:
                 report.skipped.append(name)
-            elif name.startswith(HEAD) and src.shape[0] == len(old_tokens) + 1 and tensor.shape[1:] == src.shape[1:]:
-                report.tokens_shared = _remap_rows(tensor, src.to(tensor.dtype), old_tokens, tokens)
+            elif (name.startswith(CLASS_ROWS) and tensor.shape[1:] == src.shape[1:]
+                  and src.shape[0] - len(old_tokens) == tensor.shape[0] - len(tokens) >= 1):
+                shared = _remap_rows(tensor, src.to(tensor.dtype), old_tokens, tokens)
+                if name.startswith(HEAD):
+                    report.tokens_shared = shared
                 report.copied.append(name)
             elif src.shape == tensor.shape:
                 tensor.copy_(src)
@@ -89,7 +99,7 @@ def init_from_checkpoint(model: nn.Module, tokens: list[str], path: str | Path, 
     if freeze:
         copied = set(report.copied)
         for name, p in model.named_parameters():
-            if name in copied and not name.startswith(HEAD):
+            if name in copied and not name.startswith(CLASS_ROWS):
                 p.requires_grad_(False)
                 report.frozen.append(name)
     return report
