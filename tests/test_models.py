@@ -10,7 +10,8 @@ from cllstr.models.svtr import local_window_mask
 
 NUM_CLASSES = 37
 EXPECTED_T = {"crnn": 26, "cnn_ctc": 26, "svtr_tiny": 25, "svtr_small": 25, "svtr_base": 25, "four_stage": 26,
-              "rosetta": 26, "star_net": 26, "grcnn": 26, "trba": 26, "rare": 26, "r2am": 26}
+              "rosetta": 26, "star_net": 26, "grcnn": 26, "trba": 26, "rare": 26, "r2am": 26,
+              "grouped": 26}
 
 
 def test_registry_lists_every_family() -> None:
@@ -30,6 +31,8 @@ def test_forward_backward_every_parameter_gets_grad(name: str) -> None:
     model = create_model(name, NUM_CLASSES, **kw).train()
     if getattr(model, "trans", None) is not None:  # TPS: the zero-initialised last layer cuts the gradient upstream
         torch.nn.init.normal_(model.trans.loc_fc2.weight, std=1e-3)
+    if getattr(model, "task_logits", None) is not None:  # grouped: a uniform W makes P_WM blind to the script head
+        torch.nn.init.normal_(model.task_logits, std=1e-2)
     images = torch.randn(2, 3, 32, 100)
     logits = model(images)
     assert logits.shape == (2, EXPECTED_T[name], NUM_CLASSES)

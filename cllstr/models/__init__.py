@@ -1,7 +1,8 @@
 """Recognition models: plain ``nn.Module``s mapping images ``(B, C, H, W)`` to logits ``(B, T, C)``.
 
 Importing this package registers every family (``crnn``, ``cnn_ctc``, ``svtr_*``, and the four-stage framework's
-``four_stage``, ``trba``, ``rosetta``, ``star_net``, ``rare``, ``grcnn``, ``r2am``) with the registry. A model's
+``four_stage``, ``trba``, ``rosetta``, ``star_net``, ``rare``, ``grcnn``, ``r2am``, and the task-grouped multi-head
+``grouped`` of :mod:`cllstr.models.grouped`) with the registry. A model's
 ``prediction`` attribute (:func:`prediction_kind`) says how its logits are read: ``"ctc"`` (per image column) or
 ``"attn"`` (per decoding step of the attention decoder, T = ``max_length + 1`` = 26).
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cllstr.models import cnn_ctc, crnn, four_stage, svtr  # noqa: F401  (registers the families)
+from cllstr.models import cnn_ctc, crnn, four_stage, grouped, svtr  # noqa: F401  (registers the families)
 from cllstr.models.registry import create_model, is_model, list_models, model_entrypoint, register_model
 
 __all__ = [
