@@ -18,7 +18,9 @@ from typing import Any
 import tomllib
 import yaml
 
-__all__ = ["DataConfig", "OptimConfig", "TrainConfig", "load_config", "apply_overrides", "config_from_dict"]
+__all__ = [
+    "DataConfig", "OptimConfig", "GroupingConfig", "TrainConfig", "load_config", "apply_overrides", "config_from_dict",
+]
 
 
 @dataclass
@@ -72,6 +74,32 @@ class OptimConfig:
 
 
 @dataclass
+class GroupingConfig:
+    """Task grouping over several recognition heads (Huang et al.; :mod:`cllstr.train.grouping`).
+
+    Attributes:
+        heads: Recognition heads ``m``; 1 with ``mode="none"`` is the plain single-head model.
+        mode: ``none``, ``gumbel`` (learn the task-to-head matrix ``W`` through Gumbel-Softmax), ``fixed:AK-BCHJL``
+            (one head per ``-``-separated group of script letters) or ``fixed:one-per-script``.
+        tau: Gumbel-Softmax temperature.
+        epsilon: Base coefficient of the integrated loss (eq. 8): every head also learns every word by this much.
+        mu: Least total task probability each head should receive (eq. 9).
+        weight: Weight of the grouping loss.
+        script_weight: Weight of the script-identification cross-entropy.
+        hidden_size: Width of each head's BiLSTM (0: a classifier on the shared features).
+    """
+
+    heads: int = 1
+    mode: str = "none"
+    tau: float = 1.0
+    epsilon: float = 0.2
+    mu: float = 1.0
+    weight: float = 1.0
+    script_weight: float = 1.0
+    hidden_size: int = 256
+
+
+@dataclass
 class TrainConfig:
     """One training run.
 
@@ -88,6 +116,7 @@ class TrainConfig:
         init_from: Checkpoint to initialise from (cascade learning; charset remapped by token).
         freeze: With ``init_from``: freeze every loaded parameter except the classifier head.
         max_minutes: Stop (with a checkpoint) after this wall-clock budget.
+        grouping: Several recognition heads and how scripts are grouped over them (:class:`GroupingConfig`).
     """
 
     model: str = "svtr_tiny"
@@ -110,6 +139,7 @@ class TrainConfig:
     tensorboard: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:

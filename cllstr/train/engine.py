@@ -8,6 +8,7 @@ everything from a :class:`~cllstr.train.config.TrainConfig` with the real data l
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import threading
@@ -25,6 +26,7 @@ from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
 from cllstr.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from cllstr.train.config import TrainConfig, config_to_dict
 from cllstr.train.data_stream import BatchStream
+from cllstr.train.grouping import model_spec
 from cllstr.train.monitor import RunMonitor
 from cllstr.train.objective import make_objective
 from cllstr.train.precision import autocast, configure_threads, resolve_amp_dtype, resolve_device
@@ -75,7 +77,9 @@ class Trainer:
             configure_threads(cfg.threads)
         self.amp_dtype = resolve_amp_dtype(cfg.precision, self.device)
         seed_everything(cfg.seed)
-        self.model = create_model(cfg.model, charset.num_classes, **cfg.model_kwargs).to(self.device)
+        # --heads / --grouping turn the configured model into the backbone of a grouped one
+        self.model_name, self.model_kwargs = model_spec(cfg.model, cfg.model_kwargs, cfg.grouping)
+        self.model = create_model(self.model_name, charset.num_classes, **self.model_kwargs).to(self.device)
         self.cascade = None
         if cfg.init_from:
             self.cascade = init_from_checkpoint(self.model, list(charset.tokens), cfg.init_from, freeze=cfg.freeze)
@@ -91,7 +95,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.stream = BatchStream(train_loader)
-        self.criterion = make_objective(self.model)
+        self.criterion = make_objective(self.model, cfg.grouping)
         self.iteration = 0
         self.best_score = -math.inf
         self.unknown_chars = 0
@@ -108,8 +112,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly, plus what inference needs."""
         return {
-            "model_name": self.cfg.model,
-            "model_kwargs": dict(self.cfg.model_kwargs),
+            "model_name": self.model_name,
+            "model_kwargs": dict(self.model_kwargs),
             "charset": {"tokens": list(self.charset.tokens), "mode": self.charset.mode},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -120,6 +124,7 @@ class Trainer:
             "iteration": self.iteration,
             "best_score": self.best_score,
             "infeasible": [self.criterion.infeasible, self.criterion.seen],
+            "objective": self.criterion.state_dict(),
             "config": config_to_dict(self.cfg),
             "image": {"img_h": self.cfg.data.img_h, "img_w": self.cfg.data.img_w, "rgb": self.cfg.data.rgb,
                       "keep_ratio": self.cfg.data.keep_ratio},
@@ -131,8 +136,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint written by :meth:`state_dict` (same model, charset and schedule)."""
-        if state["model_name"] != self.cfg.model:
-            raise ValueError(f"checkpoint model {state['model_name']!r} differs from config model {self.cfg.model!r}")
+        if state["model_name"] != self.model_name:
+            raise ValueError(f"checkpoint model {state['model_name']!r} differs from config model {self.model_name!r}")
         if list(state["charset"]["tokens"]) != list(self.charset.tokens):
             raise ValueError("checkpoint charset differs from this run's charset; use init_from for a new charset")
         self.model.load_state_dict(state["model"])
@@ -145,6 +150,7 @@ class Trainer:
             self._stretch_schedule(saved_total)
         self.best_score = float(state["best_score"])
         self.criterion.infeasible, self.criterion.seen = state.get("infeasible", [0, 0])
+        self.criterion.load_state_dict(state.get("objective", {}))
         self.stream.load_state_dict(state["data"])
         restore_rng(state["rng"])  # after the stream, whose fast-forward consumed random numbers
 
@@ -203,6 +209,11 @@ class Trainer:
             row[f"{lang}_1ned"] = s.one_minus_ned
         mon.record("val", row)
         self.history.append(row)
+        grouping = self.criterion.on_validation(self.iteration)
+        if grouping is not None:  # P_TM of a grouped model, one JSON line per validation
+            with open(self.out_dir / "grouping.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(grouping) + "\n")
+            mon.info(f"  grouping @{self.iteration}: {grouping['grouping']} ({grouping['changes']} changes)")
         per_lang = " ".join(f"{k}:{100 * s.accuracy:.1f}" for k, s in report.languages.items())
         mon.info(f"  val @{self.iteration}: mean 1-NED {100 * score:.2f} acc {100 * report.macro['accuracy']:.2f} "
                  f"[{per_lang}]" + ("  *best*" if improved else ""))
@@ -220,7 +231,7 @@ class Trainer:
                          quiet=self.quiet)
         n_params = count_parameters(self.model)
         loader = f", loader {self.loader_name}" if self.loader_name else ""
-        mon.info(f"{cfg.model}: {n_params / 1e6:.2f}M parameters, {self.charset.num_classes} classes, device "
+        mon.info(f"{self.model_name}: {n_params / 1e6:.2f}M parameters, {self.charset.num_classes} classes, device "
                  f"{self.device}, precision {self.amp_dtype or 'fp32'}, threads {torch.get_num_threads()}{loader}")
         if self.schedule_note:
             mon.info(self.schedule_note)

@@ -23,7 +23,7 @@ from cllstr.scripts import SCRIPT_ORDER, get_script, guess_script, script_by_let
 __all__ = [
     "GroupingError", "GroupingSpec", "parse_grouping", "check_grouping", "gumbel_softmax", "task_head_probs",
     "script_index", "word_task_probs", "word_head_probs", "integrated_loss", "grouping_loss", "route",
-    "assignment", "grouping_string", "assignment_changes",
+    "assignment", "grouping_string", "assignment_changes", "model_spec",
 ]
 
 
@@ -183,3 +183,26 @@ def assignment_changes(before: torch.Tensor | Sequence[int], after: torch.Tensor
     a = assignment(before) if isinstance(before, torch.Tensor) else list(before)
     b = assignment(after) if isinstance(after, torch.Tensor) else list(after)
     return sum(1 for x, y in zip(a, b, strict=True) if x != y)
+
+
+def model_spec(model: str, model_kwargs: dict, grouping: object) -> tuple[str, dict]:
+    """The registered model name and kwargs a run builds: ``model`` itself for ``mode="none"``, else ``grouped``
+    over ``model`` as the backbone with ``grouping.heads`` heads (and the fixed groups).
+
+    Args:
+        model: ``TrainConfig.model`` (a backbone, or ``grouped`` with its own kwargs).
+        model_kwargs: ``TrainConfig.model_kwargs``.
+        grouping: A :class:`cllstr.train.config.GroupingConfig`.
+    """
+    g = grouping
+    spec = check_grouping(g.heads, g.mode, g.tau, g.epsilon, g.mu, g.weight)
+    if spec.mode == "none":
+        return model, dict(model_kwargs)
+    if model == "grouped":
+        kwargs = dict(model_kwargs)
+    else:
+        kwargs = {"backbone": model, "backbone_kwargs": dict(model_kwargs), "hidden_size": g.hidden_size}
+    kwargs["heads"] = g.heads
+    if spec.groups is not None:
+        kwargs["groups"] = [list(x) for x in spec.groups]
+    return "grouped", kwargs
