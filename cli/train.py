@@ -54,6 +54,13 @@ def check_run_inputs(cfg: TrainConfig, resume: bool) -> None:
         usage(f"nothing to resume: {Path(cfg.out_dir) / 'last.pt'} does not exist", "--resume")
     if cfg.init_from and not Path(cfg.init_from).is_file():
         usage(f"checkpoint not found: {cfg.init_from}", "--init-from")
+    from cllstr.train.grouping import GroupingError, check_grouping
+
+    g = cfg.grouping
+    try:
+        check_grouping(g.heads, g.mode, g.tau, g.epsilon, g.mu, g.weight)
+    except GroupingError as e:
+        usage(str(e), e.option)
 
 
 def _resume_command() -> str:
@@ -89,6 +96,14 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt exactly."),
     max_minutes: float | None = typer.Option(None, help="Wall-clock budget; stops with a checkpoint."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars."),
+    heads: int | None = typer.Option(None, "--heads", help="Recognition heads over one shared encoder (grouping)."),
+    grouping: str | None = typer.Option(None, "--grouping",
+                                        help="none | gumbel | fixed:AK-BCHJL (one head per group) | "
+                                             "fixed:one-per-script."),
+    tau: float | None = typer.Option(None, "--tau", help="Gumbel-Softmax temperature."),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="Base coefficient of the integrated loss (>= 0)."),
+    mu: float | None = typer.Option(None, "--mu", help="Least task probability per head (grouping loss)."),
+    grouping_weight: float | None = typer.Option(None, "--grouping-weight", help="Weight of the grouping loss."),
     set_: list[str] = typer.Option([], "--set", help="Any config field: key.sub=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -106,6 +121,8 @@ def train(
             "threads": threads, "data.workers": workers, "data.loader": loader, "data.charset": charset,
             "device": device, "seed": seed,
             "init_from": init_from, "max_minutes": max_minutes,
+            "grouping.heads": heads, "grouping.mode": grouping, "grouping.tau": tau, "grouping.epsilon": epsilon,
+            "grouping.mu": mu, "grouping.weight": grouping_weight,
         }
         items = [f"{k}={json.dumps(v)}" for k, v in overrides.items() if v is not None]
         if cap:

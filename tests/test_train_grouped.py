@@ -76,3 +76,40 @@ def test_fixed_grouping_run_builds_the_groups(data_root: Path, tmp_path: Path) -
     assert trainer.model.fixed and trainer.model_kwargs["groups"] == [[0, 5], [1, 2, 3, 4, 6]]
     with pytest.raises(ValueError, match="--heads is 3"):
         train(tiny_config(data_root, tmp_path / "g", **{**over, "grouping.heads": 3}), quiet=True)
+
+
+@pytest.mark.parametrize(("extra", "word"), [
+    (["--heads", "0"], "--heads"),
+    (["--heads", "2", "--grouping", "fixed:AK-BCH"], "misses script(s) JL"),
+    (["--heads", "2", "--grouping", "fixed:AK-BCHJLQ"], "unknown script letter 'Q'"),
+    (["--heads", "3", "--grouping", "none"], "--grouping"),
+    (["--heads", "2", "--grouping", "gumbel", "--epsilon", "-0.1"], "--epsilon"),
+])
+def test_cli_rejects_bad_grouping_options_with_one_line(data_root: Path, tmp_path: Path, extra: list[str],
+                                                        word: str) -> None:
+    from typer.testing import CliRunner
+
+    from cllstr.cli.main import app
+
+    res = CliRunner().invoke(app, ["train", "-m", "cnn_ctc", "-d", str(data_root), "-s", "lang_AL", "-n", "1",
+                                   "-o", str(tmp_path / "run"), *extra])
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and word in lines[0], res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_trains_a_grouped_model(data_root: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cllstr.cli.main import app
+
+    res = CliRunner().invoke(app, ["train", "-m", "cnn_ctc", "-d", str(data_root), "-s", "lang_AL", "-b", "8",
+                                   "-n", "2", "--val-interval", "2", "-o", str(tmp_path / "run"), "--threads", "1",
+                                   "--quiet", "--heads", "2", "--grouping", "gumbel", "--tau", "0.5", "--epsilon",
+                                   "0.1", "--mu", "1", "--grouping-weight", "0.5",
+                                   "--set", "model_kwargs={out_channels: 32}", "--set", "grouping.hidden_size=8"])
+    assert res.exit_code == 0, res.output
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["config"]["grouping"] == {"heads": 2, "mode": "gumbel", "tau": 0.5, "epsilon": 0.1, "mu": 1.0,
+                                          "weight": 0.5, "script_weight": 1.0, "hidden_size": 8}
+    assert (tmp_path / "run" / "grouping.jsonl").is_file()
