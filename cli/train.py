@@ -98,8 +98,8 @@ def train(
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars."),
     heads: int | None = typer.Option(None, "--heads", help="Recognition heads over one shared encoder (grouping)."),
     grouping: str | None = typer.Option(None, "--grouping",
-                                        help="none | gumbel | fixed:AK-BCHJL (one head per group) | "
-                                             "fixed:one-per-script."),
+                                        help="auto (gumbel when --heads > 1) | none | gumbel | "
+                                             "fixed:AK-BCHJL (one head per group) | fixed:one-per-script."),
     tau: float | None = typer.Option(None, "--tau", help="Gumbel-Softmax temperature."),
     epsilon: float | None = typer.Option(None, "--epsilon", help="Base coefficient of the integrated loss (>= 0)."),
     mu: float | None = typer.Option(None, "--mu", help="Least task probability per head (grouping loss)."),

@@ -105,11 +105,12 @@ def test_cli_trains_a_grouped_model(data_root: Path, tmp_path: Path) -> None:
 
     res = CliRunner().invoke(app, ["train", "-m", "cnn_ctc", "-d", str(data_root), "-s", "lang_AL", "-b", "8",
                                    "-n", "2", "--val-interval", "2", "-o", str(tmp_path / "run"), "--threads", "1",
-                                   "--quiet", "--heads", "2", "--grouping", "gumbel", "--tau", "0.5", "--epsilon",
+                                   "--quiet", "--heads", "2", "--tau", "0.5", "--epsilon",
                                    "0.1", "--mu", "1", "--grouping-weight", "0.5",
                                    "--set", "model_kwargs={out_channels: 32}", "--set", "grouping.hidden_size=8"])
     assert res.exit_code == 0, res.output
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert ckpt["config"]["grouping"] == {"heads": 2, "mode": "gumbel", "tau": 0.5, "epsilon": 0.1, "mu": 1.0,
+    assert ckpt["model_name"] == "grouped" and not ckpt["model_kwargs"].get("groups")
+    assert ckpt["config"]["grouping"] == {"heads": 2, "mode": "auto", "tau": 0.5, "epsilon": 0.1, "mu": 1.0,
                                           "weight": 0.5, "script_weight": 1.0, "hidden_size": 8}
     assert (tmp_path / "run" / "grouping.jsonl").is_file()

@@ -82,12 +82,15 @@ def test_fixed_grouping_parser() -> None:
     assert G.parse_grouping("fixed:AK-BCHJL").groups == ((0, 5), (1, 2, 3, 4, 6))
     assert G.parse_grouping("fixed:one-per-script", heads=7).groups == tuple((i,) for i in range(7))
     assert G.parse_grouping("gumbel", heads=3) == G.GroupingSpec("gumbel")
+    assert G.check_grouping(1, "auto", 1.0, 0.2, 1.0, 1.0).mode == "none"
+    assert G.check_grouping(4, "auto", 1.0, 0.2, 1.0, 1.0).mode == "gumbel"
     assert G.script_index("cat", "LAT") == 6 and G.script_index("x", "SynthMLT_KOR") == 5
     assert G.script_index("سلام", "") == 0 and G.script_index("123", None) == -1
 
 
 @pytest.mark.parametrize(("args", "option", "match"), [
     ((0, "gumbel"), "--heads", "heads must be >= 1"),
+    ((0, "auto"), "--heads", "heads must be >= 1"),
     ((2, "fixed:AK-BCH"), "--grouping", "misses script"),
     ((2, "fixed:AK-KBCHJL"), "--grouping", "repeats script 'K'"),
     ((2, "fixed:AX-BCHJKL"), "--grouping", "unknown script letter 'X'"),

@@ -79,8 +79,9 @@ class GroupingConfig:
 
     Attributes:
         heads: Recognition heads ``m``; 1 with ``mode="none"`` is the plain single-head model.
-        mode: ``none``, ``gumbel`` (learn the task-to-head matrix ``W`` through Gumbel-Softmax), ``fixed:AK-BCHJL``
-            (one head per ``-``-separated group of script letters) or ``fixed:one-per-script``.
+        mode: ``auto`` (``none`` for one head, ``gumbel`` for several), ``none``, ``gumbel`` (learn the task-to-head
+            matrix ``W`` through Gumbel-Softmax), ``fixed:AK-BCHJL`` (one head per ``-``-separated group of script
+            letters) or ``fixed:one-per-script``.
         tau: Gumbel-Softmax temperature.
         epsilon: Base coefficient of the integrated loss (eq. 8): every head also learns every word by this much.
         mu: Least total task probability each head should receive (eq. 9).
@@ -90,7 +91,7 @@ class GroupingConfig:
     """
 
     heads: int = 1
-    mode: str = "none"
+    mode: str = "auto"
     tau: float = 1.0
     epsilon: float = 0.2
     mu: float = 1.0

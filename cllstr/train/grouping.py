@@ -92,7 +92,12 @@ def parse_grouping(spec: str, heads: int | None = None) -> GroupingSpec:
 
 
 def check_grouping(heads: int, grouping: str, tau: float, epsilon: float, mu: float, weight: float) -> GroupingSpec:
-    """Validate the grouping options together; returns the parsed spec. ``none`` needs ``heads == 1``."""
+    """Validate the grouping options together; returns the parsed spec. ``auto`` is ``none`` for one head and
+    ``gumbel`` for several; ``none`` needs ``heads == 1``."""
+    if grouping.strip() == "auto":
+        if heads < 1:
+            raise GroupingError(f"heads must be >= 1, got {heads}", "--heads")
+        grouping = "none" if heads == 1 else "gumbel"
     spec = parse_grouping(grouping, heads)
     if spec.mode == "none" and heads != 1:
         raise GroupingError(f"--grouping none needs --heads 1, got {heads}; use gumbel or fixed:...", "--grouping")
