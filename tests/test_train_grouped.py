@@ -46,6 +46,11 @@ def test_grouped_run_trains_logs_resumes_exactly_and_evaluates(data_root: Path, 
     assert [r["iteration"] for r in rows] == [2, 4]
     assert len(rows[-1]["p_tm"]) == 7 and all(abs(sum(r) - 1) < 1e-5 for r in rows[-1]["p_tm"])
     assert rows[-1]["grouping"].startswith("{A")
+    sid = rows[-1]["script_id"]
+    assert len(sid["confusion"]) == 7 and sum(map(sum, sid["confusion"])) == 8  # 4 ARA + 4 LAT validation words
+    assert sum(sid["confusion"][0]) == 4 and sum(sid["confusion"][6]) == 4
+    val = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["script_acc"] for r in val if r["kind"] == "val"][-1] == sid["accuracy"]
     ckpt = load_checkpoint(tmp_path / "a" / "last.pt")
     assert ckpt["model_name"] == "grouped" and ckpt["model_kwargs"]["heads"] == 2
     assert "task_logits" in ckpt["model"] and "gumbel_rng" in ckpt["objective"]
@@ -114,3 +119,14 @@ def test_cli_trains_a_grouped_model(data_root: Path, tmp_path: Path) -> None:
     assert ckpt["config"]["grouping"] == {"heads": 2, "mode": "auto", "tau": 0.5, "epsilon": 0.1, "mu": 1.0,
                                           "weight": 0.5, "script_weight": 1.0, "hidden_size": 8}
     assert (tmp_path / "run" / "grouping.jsonl").is_file()
+
+
+def test_script_id_report_from_a_confusion_matrix() -> None:
+    from cllstr.eval.script_id import ScriptIdReport
+
+    confusion = [[0] * 7 for _ in range(7)]
+    confusion[0][0], confusion[0][6], confusion[6][6] = 3, 1, 4  # 3 of 4 ARA right, 4 of 4 LAT right
+    rep = ScriptIdReport(confusion)
+    assert rep.total == 8 and rep.accuracy == pytest.approx(7 / 8)
+    assert rep.per_script() == {"ARA": 0.75, "LAT": 1.0}
+    assert ScriptIdReport([[0] * 7 for _ in range(7)]).accuracy == 0.0

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from cllstr.eval.evaluate import EvalReport, evaluate_loaders
+from cllstr.eval.script_id import evaluate_script_id, has_script_head
 from cllstr.models import count_parameters, create_model
 from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
 from cllstr.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -207,10 +208,17 @@ class Trainer:
         for lang, s in report.languages.items():
             row[f"{lang}_acc"] = s.accuracy
             row[f"{lang}_1ned"] = s.one_minus_ned
+        script_id = None
+        if has_script_head(self.model):
+            script_id = evaluate_script_id(self.model, self.val_loaders, self.device, self.amp_dtype,
+                                           self.cfg.channels_last, max_samples=self.cfg.data.val_samples)
+            row["script_acc"] = script_id.accuracy
         mon.record("val", row)
         self.history.append(row)
         grouping = self.criterion.on_validation(self.iteration)
         if grouping is not None:  # P_TM of a grouped model, one JSON line per validation
+            if script_id is not None:
+                grouping["script_id"] = script_id.to_dict()
             with open(self.out_dir / "grouping.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(grouping) + "\n")
             mon.info(f"  grouping @{self.iteration}: {grouping['grouping']} ({grouping['changes']} changes)")
