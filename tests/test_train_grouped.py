@@ -41,7 +41,8 @@ def test_one_head_without_extras_is_the_plain_ctc_loss() -> None:
 
 def test_grouped_run_trains_logs_resumes_exactly_and_evaluates(data_root: Path, tmp_path: Path) -> None:
     full, summary = train(tiny_config(data_root, tmp_path / "a", **GROUPED), quiet=True)
-    assert summary["iterations"] == 4
+    assert summary["iterations"] == 4 and summary["grouping"] == full.final_grouping()
+    assert summary["grouping"].count("{") in (1, 2) and all(c in summary["grouping"] for c in "ABCHJKL")
     rows = [json.loads(line) for line in (tmp_path / "a" / "grouping.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [2, 4]
     assert len(rows[-1]["p_tm"]) == 7 and all(abs(sum(r) - 1) < 1e-5 for r in rows[-1]["p_tm"])

@@ -27,7 +27,7 @@ from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
 from cllstr.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from cllstr.train.config import TrainConfig, config_to_dict
 from cllstr.train.data_stream import BatchStream
-from cllstr.train.grouping import model_spec
+from cllstr.train.grouping import grouping_string, model_spec
 from cllstr.train.monitor import RunMonitor
 from cllstr.train.objective import make_objective
 from cllstr.train.precision import autocast, configure_threads, resolve_amp_dtype, resolve_device
@@ -290,6 +290,8 @@ class Trainer:
                     saved_at = self.iteration
             if self.iteration != saved_at or not (self.out_dir / "last.pt").is_file():
                 self.save("last.pt")  # a finished run that is resumed again is left as it is
+            if self.final_grouping() is not None:
+                mon.info(f"final grouping: {self.final_grouping()}")
         except KeyboardInterrupt:
             path = self.save("last.pt")  # the state after the last finished step: a resume continues exactly
             raise TrainingInterrupted(self.iteration, path) from None
@@ -299,7 +301,15 @@ class Trainer:
         seconds = time.perf_counter() - t0
         return {"iterations": self.iteration, "best_mean_1ned": self.best_score if self.history else None,
                 "img_per_s": images / seconds if seconds > 0 else 0.0, "seconds": seconds,
-                "infeasible": self.criterion.infeasible, "seen": self.criterion.seen}
+                "infeasible": self.criterion.infeasible, "seen": self.criterion.seen,
+                **({"grouping": self.final_grouping()} if self.final_grouping() is not None else {})}
+
+    def final_grouping(self) -> str | None:
+        """The grouping of a grouped model now (``{A,K} {B,J} {C} {H} {L}``), None for a single-head one."""
+        if not hasattr(self.model, "head_probs"):
+            return None
+        with torch.no_grad():
+            return grouping_string(self.model.head_probs().detach().float().cpu())
 
 
 class _StopRequest:
