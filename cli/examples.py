@@ -6,7 +6,7 @@ __all__ = ["EXAMPLES", "epilog"]
 
 #: Command path (without ``cllstr``) to example command lines.
 EXAMPLES: dict[str, list[str]] = {
-    "demo": ["cllstr demo", "cllstr demo --out demo --iters 1200 --model crnn"],
+    "demo": ["cllstr demo", "cllstr demo --out demo_svtr --model svtr_tiny --iters 3000 --lr 1e-3"],
     "doctor": ["cllstr doctor"],
     "synth": ["cllstr synth --profile mlt19-mini --scale 0.1 --out data",
               "cllstr synth --scripts KOR,LAT --n 1000 --out kor_lat.lmdb"],

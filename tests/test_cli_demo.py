@@ -23,9 +23,9 @@ def test_demo_end_to_end_and_idempotent(tmp_path: Path) -> None:
     table = (tmp_path / "eval.md").read_text(encoding="utf-8")
     for name in SCRIPT_ORDER:
         assert f"| {name} |" in table
-    # Only the mixture's datasets were rendered: the 7 MLT19-like sets and the synthetic LAT pool.
+    # Only the mixture's datasets were rendered: the 7 MLT19-like sets, no synthetic pool.
     rendered = sorted(p.name for p in (tmp_path / "data" / "training").iterdir() if not p.name.endswith(".tmp"))
-    assert rendered == sorted([*SCRIPT_ORDER, "SynthMLT_LAT"])
+    assert rendered == sorted(SCRIPT_ORDER)
     # What the model reads: one sheet with a block per script, sample crops and the predict command for them.
     from PIL import Image
 

@@ -19,21 +19,31 @@ __all__ = ["VGGFeatureExtractor", "BidirectionalLSTM", "CRNN", "crnn", "init_ref
 
 
 class VGGFeatureExtractor(nn.Module):
-    """The CRNN VGG stack: images ``(B, C, 32, W)`` to features ``(B, 512, 1, W/4 + 1)``."""
+    """The CRNN VGG stack: images ``(B, C, 32, W)`` to features ``(B, 512, 1, W/4 + 1)``.
 
-    def __init__(self, in_chans: int = 3, out_channels: int = 512, last_pad: int = 1) -> None:
+    The reference normalises only the 5th and 6th convolutions; ``batch_norm=True`` adds BatchNorm after every
+    convolution (a shorter CTC plateau when training from scratch, used by the demo recipe).
+    """
+
+    def __init__(self, in_chans: int = 3, out_channels: int = 512, last_pad: int = 1, batch_norm: bool = False) -> None:
         super().__init__()
         c1, c2, c3, c4 = out_channels // 8, out_channels // 4, out_channels // 2, out_channels
+
+        def conv(cin: int, cout: int, k: int = 3, pad: int | tuple[int, int] = 1, bn: bool = batch_norm) -> list:
+            if not bn:
+                return [nn.Conv2d(cin, cout, k, 1, pad), nn.ReLU(inplace=True)]
+            return [nn.Conv2d(cin, cout, k, 1, pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
         self.out_channels = c4
         self.body = nn.Sequential(
-            nn.Conv2d(in_chans, c1, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
-            nn.Conv2d(c1, c2, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
-            nn.Conv2d(c2, c3, 3, 1, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(c3, c3, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d((2, 1), (2, 1)),
-            nn.Conv2d(c3, c4, 3, 1, 1, bias=False), nn.BatchNorm2d(c4), nn.ReLU(inplace=True),
-            nn.Conv2d(c4, c4, 3, 1, 1, bias=False), nn.BatchNorm2d(c4), nn.ReLU(inplace=True),
+            *conv(in_chans, c1), nn.MaxPool2d(2, 2),
+            *conv(c1, c2), nn.MaxPool2d(2, 2),
+            *conv(c2, c3),
+            *conv(c3, c3), nn.MaxPool2d((2, 1), (2, 1)),
+            *conv(c3, c4, bn=True),
+            *conv(c4, c4, bn=True),
             nn.MaxPool2d((2, 1), (2, 1)),
-            nn.Conv2d(c4, c4, 2, 1, (0, last_pad)), nn.ReLU(inplace=True),
+            *conv(c4, c4, 2, (0, last_pad)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,9 +74,9 @@ class CRNN(nn.Module):
     """VGG features, two BiLSTM layers and a CTC classifier: ``(B, C, 32, W)`` to logits ``(B, W/4 + 1, K)``."""
 
     def __init__(self, num_classes: int, in_chans: int = 3, out_channels: int = 512, hidden_size: int = 256,
-                 last_pad: int = 1) -> None:
+                 last_pad: int = 1, batch_norm: bool = False) -> None:
         super().__init__()
-        self.features = VGGFeatureExtractor(in_chans, out_channels, last_pad)
+        self.features = VGGFeatureExtractor(in_chans, out_channels, last_pad, batch_norm)
         self.sequence = nn.Sequential(
             BidirectionalLSTM(out_channels, hidden_size, hidden_size),
             BidirectionalLSTM(hidden_size, hidden_size, hidden_size),
