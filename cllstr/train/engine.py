@@ -215,16 +215,17 @@ class Trainer:
             row["script_acc"] = script_id.accuracy
         mon.record("val", row)
         self.history.append(row)
+        per_lang = " ".join(f"{k}:{100 * s.accuracy:.1f}" for k, s in report.languages.items())
+        mon.info(f"  val @{self.iteration}: mean 1-NED {100 * score:.2f} acc {100 * report.macro['accuracy']:.2f} "
+                 f"[{per_lang}]" + ("  *best*" if improved else ""))
         grouping = self.criterion.on_validation(self.iteration)
         if grouping is not None:  # P_TM of a grouped model, one JSON line per validation
             if script_id is not None:
                 grouping["script_id"] = script_id.to_dict()
             with open(self.out_dir / "grouping.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(grouping) + "\n")
-            mon.info(f"  grouping @{self.iteration}: {grouping['grouping']} ({grouping['changes']} changes)")
-        per_lang = " ".join(f"{k}:{100 * s.accuracy:.1f}" for k, s in report.languages.items())
-        mon.info(f"  val @{self.iteration}: mean 1-NED {100 * score:.2f} acc {100 * report.macro['accuracy']:.2f} "
-                 f"[{per_lang}]" + ("  *best*" if improved else ""))
+            sid = f", script ID {100 * script_id.accuracy:.1f}%" if script_id is not None else ""
+            mon.info(f"  grouping @{self.iteration}: {grouping['grouping']} ({grouping['changes']} changes){sid}")
         if improved:
             self.save("best.pt")
 
