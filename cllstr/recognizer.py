@@ -22,10 +22,11 @@ from cllstr.eval.decode import DecoderConfig, Hypothesis, beam_decode_logits
 from cllstr.eval.evaluate import forward_logits
 from cllstr.eval.heads import check_decoder, decode_head
 from cllstr.models import create_model, prediction_kind
+from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import Charset
 from cllstr.text.lexicon import Lexicon, load_lexicon
 from cllstr.train.checkpoint import load_checkpoint
-from cllstr.train.precision import resolve_amp_dtype, resolve_device
+from cllstr.train.precision import autocast, resolve_amp_dtype, resolve_device
 
 __all__ = ["Prediction", "Recognizer"]
 
@@ -43,6 +44,8 @@ class Prediction:
     text: str
     confidence: float
     alternatives: tuple[Hypothesis, ...] = ()
+    script: str | None = None  # identified script (models with a script head, e.g. ``grouped``) and its probability
+    script_prob: float | None = None
 
 
 class Recognizer:
@@ -131,15 +134,25 @@ class Recognizer:
         if images.dim() != 4:
             raise ValueError(f"expected images (B, C, H, W), got shape {tuple(images.shape)}")
         out: list[Prediction] = []
+        routed = getattr(self.model, "forward_routed", None)
         for start in range(0, images.shape[0], self.batch_size):
-            logits = forward_logits(self.model, images[start:start + self.batch_size], self.device, self.amp_dtype)
+            chunk = images[start:start + self.batch_size]
+            scripts: list[tuple[str | None, float | None]] = [(None, None)] * chunk.shape[0]
+            if routed is not None:  # one pass gives the routed logits and the script of each word
+                with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+                    logits, script_logits = routed(chunk.to(self.device))
+                logits = logits.float()
+                prob, idx = script_logits.float().softmax(dim=-1).max(dim=-1)
+                scripts = [(SCRIPT_ORDER[i], float(p)) for i, p in zip(idx.tolist(), prob.tolist(), strict=True)]
+            else:
+                logits = forward_logits(self.model, chunk, self.device, self.amp_dtype)
             if self.decoder.kind == "beam":
-                for hyps in beam_decode_logits(logits, self.charset, self.decoder):
+                for hyps, (sc, sp) in zip(beam_decode_logits(logits, self.charset, self.decoder), scripts, strict=True):
                     best = hyps[0] if hyps else Hypothesis("", float("-inf"))
-                    out.append(Prediction(best.text, math.exp(best.log_prob), tuple(hyps)))
+                    out.append(Prediction(best.text, math.exp(best.log_prob), tuple(hyps), sc, sp))
                 continue
             texts, confs = decode_head(logits, self.charset, self.decoder, self.prediction)
-            out.extend(Prediction(t, c) for t, c in zip(texts, confs, strict=False))
+            out.extend(Prediction(t, c, (), sc, sp) for t, c, (sc, sp) in zip(texts, confs, scripts, strict=True))
         return out
 
     def predict(self, images: torch.Tensor | Iterable[ImageInput] | ImageInput) -> list[Prediction]:

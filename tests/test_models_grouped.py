@@ -36,6 +36,9 @@ def test_inference_routes_each_word_to_the_argmax_head() -> None:
         assert routed.shape == (9, 26, 11)
         expected = out.head_logits[want, torch.arange(9)]
         torch.testing.assert_close(routed, expected)
+        both = model.forward_routed(x)
+        torch.testing.assert_close(both[0], expected)
+        torch.testing.assert_close(both[1], out.script_logits)
         traced = torch.jit.trace(model, (x,))  # the export path: every head runs, the rows are gathered
         torch.testing.assert_close(traced(x), expected)
         assert model(x[:0]).shape == (0, 26, 11)

@@ -10,13 +10,14 @@ import torch
 
 from cllstr.models import create_model
 from cllstr.recognizer import Recognizer
+from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import Charset
 from cllstr.train.checkpoint import load_checkpoint
 from cllstr.train.config import GroupingConfig
 from cllstr.train.ctc import CTCLoss
 from cllstr.train.engine import Trainer, train
 from cllstr.train.objective import GroupedObjective, make_objective
-from tests.test_train_engine import make_data_root, tiny_config
+from tests.test_train_engine import make_data_root, png_of, tiny_config
 
 GROUPED = {"iterations": 4, "val_interval": 2, "precision": "fp32", "data.select_data": "lang_AL",
            "grouping.heads": 2, "grouping.mode": "gumbel", "grouping.hidden_size": 8, "grouping.epsilon": 0.2}
@@ -72,8 +73,13 @@ def test_grouped_run_trains_logs_resumes_exactly_and_evaluates(data_root: Path, 
     assert torch.equal(resumed.criterion.generator.get_state(), full.criterion.generator.get_state())
 
     rec = Recognizer.from_checkpoint(tmp_path / "a" / "last.pt", device="cpu", precision="fp32")
-    preds = rec.predict(torch.rand(3, 3, 32, 100) * 2 - 1)
+    x = torch.rand(3, 3, 32, 100) * 2 - 1
+    preds = rec.predict(x)
     assert len(preds) == 3 and all(isinstance(p.text, str) for p in preds)
+    with torch.no_grad():
+        script_probs = rec.model(x, return_all=True).script_logits.softmax(-1)
+    assert [p.script for p in preds] == [SCRIPT_ORDER[i] for i in script_probs.argmax(-1).tolist()]
+    assert [p.script_prob for p in preds] == pytest.approx(script_probs.max(-1).values.tolist())
 
 
 def test_fixed_grouping_run_builds_the_groups(data_root: Path, tmp_path: Path) -> None:
@@ -120,6 +126,15 @@ def test_cli_trains_a_grouped_model(data_root: Path, tmp_path: Path) -> None:
     assert ckpt["config"]["grouping"] == {"heads": 2, "mode": "auto", "tau": 0.5, "epsilon": 0.1, "mu": 1.0,
                                           "weight": 0.5, "script_weight": 1.0, "hidden_size": 8}
     assert (tmp_path / "run" / "grouping.jsonl").is_file()
+    (tmp_path / "cat.png").write_bytes(png_of("cat", 0))
+    res = CliRunner().invoke(app, ["predict", "-m", str(tmp_path / "run" / "last.pt"), str(tmp_path / "cat.png"),
+                                   "--format", "json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert row["script"] in SCRIPT_ORDER and 0 < row["script_prob"] <= 1
+    res = CliRunner().invoke(app, ["predict", "-m", str(tmp_path / "run" / "last.pt"), str(tmp_path / "cat.png")])
+    cols = res.stdout.rstrip("\n").split("\t")
+    assert res.exit_code == 0 and len(cols) == 5 and cols[3] == row["script"]
 
 
 def test_script_id_report_from_a_confusion_matrix() -> None:

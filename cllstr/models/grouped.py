@@ -125,6 +125,15 @@ class GroupedRecognizer(nn.Module):
             p_wm = script_logits.float().softmax(dim=-1) @ self.head_probs()  # (B, m)
             all_logits = torch.stack([h(feats) for h in self.heads])  # (m, B, T, K)
             return torch.einsum("bm,mbtk->btk", p_wm.to(all_logits.dtype), all_logits)
+        return self._routed(feats, script_logits)
+
+    def forward_routed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference with the script: routed logits ``(B, T, K)`` and script logits ``(B, t)`` in one pass."""
+        feats = self.features(images)
+        script_logits = self.script_head(feats.mean(dim=1))
+        return self._routed(feats, script_logits), script_logits
+
+    def _routed(self, feats: torch.Tensor, script_logits: torch.Tensor) -> torch.Tensor:
         route = self.route(script_logits)
         if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling() or feats.shape[0] == 0:
             all_logits = torch.stack([h(feats) for h in self.heads])  # (m, B, T, K)
