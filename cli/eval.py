@@ -34,6 +34,7 @@ def evaluate(
     from cllstr.eval.checkpoint import evaluate_checkpoint
     from cllstr.eval.evaluate import to_markdown, write_report
     from cllstr.eval.gallery import GalleryCollector, write_gallery
+    from cllstr.eval.script_id import script_id_checkpoint
 
     if not checkpoint.is_file():
         usage(f"checkpoint not found: {checkpoint}", "CHECKPOINT")
@@ -53,17 +54,23 @@ def evaluate(
                 checkpoint, data_root, split, names, batch_size, max_samples, gt_in_charset=charset_gt,
                 device=device, precision=precision, on_batch=collector if kind == list(decoders)[-1] else None,
                 decoder=dec)
+        script_id = script_id_checkpoint(checkpoint, data_root, split, names, batch_size, max_samples, device=device,
+                                         precision=precision)
     except (FileNotFoundError, ValueError, KeyError) as e:
         fail(one_line(e))
     report = reports[list(decoders)[-1]]
     extra = {"checkpoint": str(checkpoint), "split": split, "decoder": list(decoders)[-1]}
     if len(reports) > 1:
         extra["greedy"] = reports["greedy"].to_dict()
+    if script_id is not None:  # models with a script head (grouped)
+        extra["script_id"] = script_id.to_dict()
     write_report(report, json_out, md_out, extra=extra)
     for kind, rep in reports.items():
         typer.echo(to_markdown(rep, title=f"{checkpoint} on {split}, {kind} decoding"))
     if len(reports) > 1:
         typer.echo(_side_by_side(reports))
+    if script_id is not None:
+        typer.echo(script_id.to_markdown())
     if collector is not None:
         paths = write_gallery(collector, gallery, "worst", title=f"worst errors of {checkpoint} on {split}")
         typer.echo(f"gallery: {len(paths)} sheet(s) in {gallery} (index.md)")

@@ -135,6 +135,12 @@ def test_cli_trains_a_grouped_model(data_root: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["predict", "-m", str(tmp_path / "run" / "last.pt"), str(tmp_path / "cat.png")])
     cols = res.stdout.rstrip("\n").split("\t")
     assert res.exit_code == 0 and len(cols) == 5 and cols[3] == row["script"]
+    res = CliRunner().invoke(app, ["eval", str(tmp_path / "run" / "last.pt"), "-d", str(data_root), "--json",
+                                   str(tmp_path / "eval.json")])
+    assert res.exit_code == 0, res.output
+    sid = json.loads((tmp_path / "eval.json").read_text())["script_id"]
+    assert sum(map(sum, sid["confusion"])) == 8 and sid["scripts"][0] == "ARA"
+    assert "script identification:" in res.stdout and "| true \\ predicted | ARA | " in res.stdout
 
 
 def test_script_id_report_from_a_confusion_matrix() -> None:
@@ -146,3 +152,7 @@ def test_script_id_report_from_a_confusion_matrix() -> None:
     assert rep.total == 8 and rep.accuracy == pytest.approx(7 / 8)
     assert rep.per_script() == {"ARA": 0.75, "LAT": 1.0}
     assert ScriptIdReport([[0] * 7 for _ in range(7)]).accuracy == 0.0
+    md = rep.to_markdown().splitlines()
+    assert md[0] == "script identification: 87.50% of 8 words (ARA 75.0 LAT 100.0)"
+    assert md[2:] == ["| true \\ predicted | ARA | LAT |", "| --- | ---: | ---: |", "| ARA | 3 | 1 |",
+                      "| LAT | 0 | 4 |"]

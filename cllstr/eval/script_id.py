@@ -7,8 +7,9 @@ of ``SCRIPT_ORDER`` (``LAT``, ``SynthMLT_LAT``), else the batch's per-word scrip
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.train.precision import autocast
 
-__all__ = ["ScriptIdReport", "has_script_head", "evaluate_script_id"]
+__all__ = ["ScriptIdReport", "has_script_head", "evaluate_script_id", "script_id_checkpoint"]
 
 
 @dataclass
@@ -47,6 +48,17 @@ class ScriptIdReport:
     def to_dict(self) -> dict[str, Any]:
         return {"accuracy": self.accuracy, "per_script": self.per_script(), "confusion": self.confusion,
                 "scripts": list(SCRIPT_ORDER)}
+
+    def to_markdown(self) -> str:
+        """The accuracy line and the confusion matrix (rows: true script) of the scripts that occur."""
+        used = [i for i in range(len(SCRIPT_ORDER)) if sum(self.confusion[i]) or sum(r[i] for r in self.confusion)]
+        names = [SCRIPT_ORDER[i] for i in used]
+        per = " ".join(f"{k} {100 * v:.1f}" for k, v in self.per_script().items())
+        lines = [f"script identification: {100 * self.accuracy:.2f}% of {self.total} words ({per})", "",
+                 "| true \\ predicted | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+        lines += [f"| {SCRIPT_ORDER[i]} | " + " | ".join(str(self.confusion[i][j]) for j in used) + " |"
+                  for i in used]
+        return "\n".join(lines) + "\n"
 
 
 def has_script_head(model: nn.Module) -> bool:
@@ -98,3 +110,22 @@ def evaluate_script_id(model: nn.Module, loaders: Mapping[str, Iterable[Any]], d
     finally:
         model.train(was_training)
     return ScriptIdReport(confusion)
+
+
+def script_id_checkpoint(checkpoint: str | Path, data_root: str | Path, split: str = "evaluation",
+                         languages: Sequence[str] | None = None, batch_size: int = 256, max_samples: int | None = None,
+                         device: str = "auto", precision: str = "auto") -> ScriptIdReport | None:
+    """Script-identification report of ``checkpoint`` on ``<data_root>/<split>``; None when it has no script head.
+    Arguments as for :func:`cllstr.eval.checkpoint.evaluate_checkpoint`."""
+    from cllstr.eval.checkpoint import split_languages
+    from cllstr.recognizer import Recognizer
+    from cllstr.train.config import DataConfig
+    from cllstr.train.data import build_eval_loaders
+
+    rec = Recognizer.from_checkpoint(checkpoint, device=device, precision=precision)
+    if not has_script_head(rec.model):
+        return None
+    names = list(languages) if languages else split_languages(data_root, split)
+    cfg = DataConfig(root=str(data_root), img_h=rec.img_h, img_w=rec.img_w, rgb=rec.rgb, keep_ratio=rec.keep_ratio)
+    loaders = build_eval_loaders(cfg, split, batch_size, names)
+    return evaluate_script_id(rec.model, loaders, rec.device, rec.amp_dtype, max_samples=max_samples)
