@@ -165,7 +165,9 @@ def render_sheet(entries: Sequence[GalleryEntry], title: str, scale: int = 2, te
         _mark(draw, x, y + 4, e.correct)
         x += 28
         _draw_text(draw, (x, y), e.pred or "(empty)", _GOOD if e.correct else _BAD)
-        _draw_text(draw, (x, y + 26), f"gt: {e.gt}", _INK, 15)
+        prefix = "gt: "
+        _draw_text(draw, (x, y + 26), prefix, _INK, 15)  # Latin label and the text each in their own font
+        _draw_text(draw, (x + round(_font("LAT", 15).getlength(prefix)) + 6, y + 26), e.gt, _INK, 15)
         _draw_text(draw, (x + text_w - 70, y + 26), f"{e.confidence:.2f}", _INK, 15)
     return sheet
 
