@@ -40,6 +40,8 @@ EXAMPLES: dict[str, list[str]] = {
     "export": ["cllstr export runs/joint/best.pt --onnx model.onnx",
                "cllstr export runs/joint/best.pt --torchscript model.ts",
                "cllstr predict --onnx model.onnx img1.jpg img2.png"],
+    "prune": ["cllstr prune runs/grouped/best.pt -o runs/grouped/pruned.pt   # per-head classifiers to their scripts",
+              "cllstr eval runs/grouped/pruned.pt -d data"],
     "study": ["cllstr study presets", "cllstr study run --preset cll-joint --scale 0.01 --out studies/joint",
               "cllstr study report studies/joint"],
     "study run": ["cllstr study run --preset cll-joint --scale 0.01 --out studies/joint --seeds 3 --parallel 2",

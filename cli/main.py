@@ -13,7 +13,7 @@ import typer
 import typer.rich_utils
 
 from cllstr import __version__
-from cllstr.cli import data, demo, doctor, export, import_ckpt, predict, study, synth, train
+from cllstr.cli import data, demo, doctor, export, import_ckpt, predict, prune, study, synth, train
 from cllstr.cli import eval as eval_cli
 from cllstr.cli.errors import CliGroup, set_debug
 from cllstr.cli.examples import epilog
@@ -63,6 +63,7 @@ app.command("eval", epilog=epilog("eval"))(eval_cli.evaluate)
 app.command("predict", epilog=epilog("predict"))(predict.predict)
 app.command("import", epilog=epilog("import"))(import_ckpt.import_checkpoint)
 app.command("export", epilog=epilog("export"))(export.export)
+app.command("prune", epilog=epilog("prune"))(prune.prune)
 app.add_typer(study.app, name="study", epilog=epilog("study"))
 
 

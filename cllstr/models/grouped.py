@@ -16,6 +16,11 @@ Outputs:
   unchanged (while tracing for export every head runs and the routed rows are gathered);
 - ``forward(images)`` in training mode gives the soft mixture ``sum_j P_WM[:, j] * logits_j`` (differentiable in
   every parameter).
+
+Pruned heads (``keep``, written by ``cllstr prune``, :mod:`cllstr.train.prune`): head ``j`` may classify only the
+global classes ``keep[j]`` (the blank and the characters of its scripts); its classifier is that much smaller and a
+``class_map`` buffer ``(m, K)`` (global class → local class, -1 when pruned) scatters its logits back to the global
+charset, pruned classes getting :data:`PRUNED_LOGIT`. Every head thus still gives ``(B, T, K)`` logits.
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ from cllstr.models.crnn import BidirectionalLSTM, init_reference_
 from cllstr.models.registry import create_model, register_model
 from cllstr.scripts import SCRIPT_ORDER
 
-__all__ = ["GroupedOutput", "GroupedRecognizer", "grouped"]
+__all__ = ["PRUNED_LOGIT", "GroupedOutput", "GroupedRecognizer", "grouped"]
+
+#: Logit of a class a pruned head cannot output: finite (CTC and fp16 stay finite), yet never the argmax.
+PRUNED_LOGIT = -1.0e4
 
 
 class GroupedOutput(NamedTuple):
@@ -56,13 +64,16 @@ class GroupedRecognizer(nn.Module):
         groups: Fixed grouping: for each head the script indices (into ``SCRIPT_ORDER``) it reads, a partition of all
             scripts; None learns ``W``.
         hidden_size: Width of each head's BiLSTM; 0 gives a classifier on the shared features alone.
+        keep: Pruned heads: for each head the sorted global classes (blank 0 included) its classifier outputs, or
+            None for a full head; None (the default) leaves every head full.
     """
 
     prediction = "ctc"  # how eval / predict / export read the routed logits
     objective = "grouped"  # how the trainer trains it (cllstr.train.objective.OBJECTIVES)
 
     def __init__(self, num_classes: int, backbone: str = "cnn_ctc", backbone_kwargs: dict | None = None,
-                 heads: int = 3, groups: Sequence[Sequence[int]] | None = None, hidden_size: int = 256) -> None:
+                 heads: int = 3, groups: Sequence[Sequence[int]] | None = None, hidden_size: int = 256,
+                 keep: Sequence[Sequence[int] | None] | None = None) -> None:
         super().__init__()
         if heads < 1:
             raise ValueError(f"heads must be >= 1, got {heads}")
@@ -78,7 +89,10 @@ class GroupedRecognizer(nn.Module):
         self.encoder = encoder
         self.num_tasks = len(SCRIPT_ORDER)
         self.num_heads = heads
-        self.heads = nn.ModuleList(self._head(width, hidden_size, num_classes) for _ in range(heads))
+        self.num_classes = num_classes
+        self.keep = _check_keep(keep, heads, num_classes)
+        self.heads = nn.ModuleList(self._head(width, hidden_size, num_classes if k is None else len(k))
+                                   for k in self.keep)
         self.script_head = nn.Linear(width, self.num_tasks)
         init_reference_(self.heads)
         init_reference_(self.script_head)
@@ -86,12 +100,36 @@ class GroupedRecognizer(nn.Module):
             self.task_logits = nn.Parameter(torch.zeros(self.num_tasks, heads))
         else:
             self.register_buffer("assignment", _one_hot_groups(groups, self.num_tasks, heads))
+        if any(k is not None for k in self.keep):  # derived from ``keep`` (a model kwarg): not in the state dict
+            self.register_buffer("class_map", _class_map(self.keep, num_classes), persistent=False)
 
     @staticmethod
     def _head(width: int, hidden_size: int, num_classes: int) -> nn.Module:
         if hidden_size <= 0:
             return nn.Linear(width, num_classes)
         return nn.Sequential(BidirectionalLSTM(width, hidden_size, hidden_size), nn.Linear(hidden_size, num_classes))
+
+    @property
+    def pruned(self) -> bool:
+        """Whether some head is pruned (``keep``)."""
+        return hasattr(self, "class_map")
+
+    def classifier(self, j: int) -> nn.Linear:
+        """The final linear classifier of head ``j``."""
+        head = self.heads[j]
+        return head if isinstance(head, nn.Linear) else head[-1]
+
+    def head_logits(self, j: int, feats: torch.Tensor) -> torch.Tensor:
+        """Args: j: head; feats: ``(B, T, width)``. Returns: its logits ``(B, T, K)`` over the global charset."""
+        y = self.heads[j](feats)
+        if self.keep[j] is None:
+            return y
+        cmap = self.class_map[j]  # (K,)
+        out = y.gather(-1, cmap.clamp(min=0).expand(*y.shape[:-1], cmap.shape[0]))
+        return out.masked_fill(cmap < 0, PRUNED_LOGIT)
+
+    def _all_heads(self, feats: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.head_logits(j, feats) for j in range(self.num_heads)])  # (m, B, T, K)
 
     @property
     def fixed(self) -> bool:
@@ -120,10 +158,10 @@ class GroupedRecognizer(nn.Module):
         feats = self.features(images)
         script_logits = self.script_head(feats.mean(dim=1))
         if return_all:
-            return GroupedOutput(torch.stack([h(feats) for h in self.heads]), script_logits)
+            return GroupedOutput(self._all_heads(feats), script_logits)
         if self.training:
             p_wm = script_logits.float().softmax(dim=-1) @ self.head_probs()  # (B, m)
-            all_logits = torch.stack([h(feats) for h in self.heads])  # (m, B, T, K)
+            all_logits = self._all_heads(feats)  # (m, B, T, K)
             return torch.einsum("bm,mbtk->btk", p_wm.to(all_logits.dtype), all_logits)
         return self._routed(feats, script_logits)
 
@@ -136,13 +174,13 @@ class GroupedRecognizer(nn.Module):
     def _routed(self, feats: torch.Tensor, script_logits: torch.Tensor) -> torch.Tensor:
         route = self.route(script_logits)
         if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling() or feats.shape[0] == 0:
-            all_logits = torch.stack([h(feats) for h in self.heads])  # (m, B, T, K)
+            all_logits = self._all_heads(feats)  # (m, B, T, K)
             index = route.view(1, -1, 1, 1).expand(1, *all_logits.shape[1:])
             return all_logits.gather(0, index).squeeze(0)
         out: torch.Tensor | None = None
         for j in torch.unique(route).tolist():  # only the heads that receive words run
             idx = (route == j).nonzero(as_tuple=True)[0]
-            y = self.heads[j](feats[idx])
+            y = self.head_logits(j, feats[idx])
             if out is None:
                 out = y.new_zeros((feats.shape[0], *y.shape[1:]))
             out[idx] = y
@@ -160,6 +198,36 @@ def _one_hot_groups(groups: Sequence[Sequence[int]], tasks: int, heads: int) -> 
     for j, g in enumerate(groups):
         for i in g:
             out[int(i), j] = 1.0
+    return out
+
+
+def _check_keep(keep: Sequence[Sequence[int] | None] | None, heads: int, num_classes: int) -> list[list[int] | None]:
+    """Validate ``keep``: one entry per head, each None or sorted unique classes in ``[0, num_classes)`` with 0."""
+    if keep is None:
+        return [None] * heads
+    if len(keep) != heads:
+        raise ValueError(f"keep lists {len(keep)} heads for {heads} heads")
+    out: list[list[int] | None] = []
+    for j, k in enumerate(keep):
+        if k is None:
+            out.append(None)
+            continue
+        k = [int(c) for c in k]
+        if k != sorted(set(k)) or not k or k[0] != 0 or k[-1] >= num_classes:
+            raise ValueError(f"keep[{j}] must be sorted unique classes in [0, {num_classes}) starting with the "
+                             "blank 0")
+        out.append(k)
+    return out
+
+
+def _class_map(keep: Sequence[Sequence[int] | None], num_classes: int) -> torch.Tensor:
+    """``(m, K)`` global class → local class of each head (identity for a full head, -1 for a pruned class)."""
+    out = torch.full((len(keep), num_classes), -1, dtype=torch.long)
+    for j, k in enumerate(keep):
+        if k is None:
+            out[j] = torch.arange(num_classes)
+        else:
+            out[j, torch.tensor(k, dtype=torch.long)] = torch.arange(len(k))
     return out
 
 
