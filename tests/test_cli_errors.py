@@ -196,3 +196,31 @@ def test_ctrl_c_during_training_saves_and_says_how_to_resume(env: dict[str, Path
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
     assert (tmp_path / "last.pt").is_file()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_ctrl_c_during_synthesis_keeps_the_committed_part_and_resumes(tmp_path: Path) -> None:
+    """Ctrl-C to the whole process group (as a terminal sends it): exit 130, one message, no worker tracebacks; the
+    same command then finishes the LMDB with every sample."""
+    import lmdb
+
+    exe = Path(sys.executable).parent / "cllstr"
+    out = tmp_path / "lat.lmdb"
+    cmd = [str(exe), "synth", "--scripts", "LAT", "--n", "8000", "--out", str(out), "--no-progress", "-j", "2",
+           "--chunk", "64"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob("*.tmp/data.mdb")):  # rendering is under way
+        assert proc.poll() is None and time.monotonic() < deadline, "synthesis did not start"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "ForkPoolWorker" not in err and err.startswith("interrupted: ")
+    assert not out.exists()  # the finished store appears only when it is complete
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    env = lmdb.open(str(out), readonly=True, lock=False)
+    with env.begin() as txn:
+        assert int(txn.get(b"num-samples")) == 8000
+    env.close()

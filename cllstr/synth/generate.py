@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -120,6 +121,11 @@ def _chunks(
         yield job, cfg, a, min(stop, a + chunk)
 
 
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops them and keeps what was committed (no worker tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def generate(
     specs: Sequence[DatasetSpec],
     out_root: str | Path,
@@ -207,7 +213,8 @@ def generate(
         pool = None
         if workers > 1 and len(tasks) > 1:
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            pool = stack.enter_context(mp.get_context(method).Pool(min(workers, len(tasks))))
+            ctx = mp.get_context(method)
+            pool = stack.enter_context(ctx.Pool(min(workers, len(tasks)), initializer=_ignore_sigint))
         stream = pool.imap(render_chunk, tasks) if pool is not None else map(render_chunk, tasks)
         bar = Progress(
             TextColumn("[bold]{task.description}"),
