@@ -42,6 +42,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"base": base, "root": root, "ckpt": run / "best.pt"}
 
 
+def _default_sigint() -> None:
+    """The child gets Ctrl-C as a terminal's foreground job does, even when this test runs in a background job
+    (which inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cases(e: dict[str, Path]) -> list[tuple[list[str], int, str]]:
     """(argv, exit code, a word the one-line message must contain)."""
     b, root, ck = e["base"], str(e["root"]), str(e["ckpt"])
@@ -185,7 +191,8 @@ def test_ctrl_c_during_training_saves_and_says_how_to_resume(env: dict[str, Path
     args = [str(exe), "train", "-m", "cnn_ctc", "-d", str(env["root"]), "-s", "lang_L", "-b", "4", "-n", "100000",
             "--val-interval", "0", "-o", str(tmp_path), "--threads", "1", "--set", "model_kwargs={out_channels: 32}",
             "--set", "log_interval=1"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     log = tmp_path / "log.jsonl"
     deadline = time.monotonic() + 180
     while not (log.is_file() and '"train"' in log.read_text(encoding="utf-8")):  # training is under way
@@ -208,7 +215,8 @@ def test_ctrl_c_during_synthesis_keeps_the_committed_part_and_resumes(tmp_path: 
     out = tmp_path / "lat.lmdb"
     cmd = [str(exe), "synth", "--scripts", "LAT", "--n", "8000", "--out", str(out), "--no-progress", "-j", "2",
            "--chunk", "64"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while not any(tmp_path.glob("*.tmp/data.mdb")):  # rendering is under way
         assert proc.poll() is None and time.monotonic() < deadline, "synthesis did not start"
