@@ -1,13 +1,23 @@
-"""Loader throughput: DALI (CPU, and "mixed" GPU when there is one) vs the torch loader vs a plain Pillow loop.
+"""Loader throughput: DALI (CPU, and "mixed" GPU when there is one) vs the torch loader vs a Pillow loop, same run.
 
-All loaders read the same LMDB in the same run and produce ``(B, 1, 32, 100)`` float batches in ``[-1, 1]``
-(batch 128; DALI with 2 CPU threads, the torch loader with 2 workers). Each is timed over whole epochs after one
-warm-up epoch; the ratios against the Pillow loop are what to compare across machines. With CUDA, the GPU figures
-and a training step (model forward + CTC loss + backward + SGD step) fed by each loader are added.
+All loaders read the same LMDB of JPEG word crops and produce ``(B, 1, 32, 100)`` grey float batches in ``[-1, 1]``
+with a bicubic fixed resize (batch 128, shuffled). The baseline is a plain Pillow loop: read, decode, ``convert("L")``,
+bicubic resize and normalise, the samples of a batch spread over a thread pool (Pillow releases the GIL while it
+decodes and resizes).
 
-    python benchmarks/bench_dali.py                 # builds a synthetic LMDB of 4096 crops in a temp dir
-    python benchmarks/bench_dali.py --lmdb PATH --epochs 3
-    CLLSTR_DALI_PLUGIN=0 python benchmarks/bench_dali.py   # DALI's fn.resize instead of cllstr's plugin
+Fair by construction: every loader runs in this one process on the same number of threads (``--threads``, printed):
+the Pillow loop's pool, the torch loader's decode threads (``workers=0``), DALI's ``num_threads``, and torch's intra-op
+threads. Before timing, one unshuffled pass of each is compared with the Pillow loop's images: the torch loader must
+equal them (within 1e-6); DALI decodes with its own JPEG decoder and resize, so it must agree within a mean absolute
+difference of 0.5/255 and a maximum of 32/255 (both printed). Timed rounds run one epoch of each loader, in rotating
+order; each round gives a ratio against the Pillow loop and the script prints the median (at least 3 rounds). With
+CUDA, DALI "mixed" (GPU decode) and a CRNN training step (forward + CTC loss + backward + SGD) fed by the torch loader
+and by DALI GPU are added, timed the same way.
+
+    python benchmarks/bench_dali.py                           # 2048 synthetic crops, 2 threads, 5 rounds
+    python benchmarks/bench_dali.py --samples 8192 --rounds 5 --threads 4
+    python benchmarks/bench_dali.py --lmdb PATH
+    CLLSTR_DALI_PLUGIN=0 python benchmarks/bench_dali.py      # DALI's fn.resize instead of cllstr's plugin
 """
 
 from __future__ import annotations
@@ -15,9 +25,11 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +41,7 @@ from cllstr.data.loader import build_dataloader
 
 BATCH = 128
 IMG_H, IMG_W = 32, 100
-THREADS = 2
+DALI_MEAN_TOL, DALI_MAX_TOL = 0.5, 32.0  # in 1/255 steps: DALI's JPEG decoder and resize vs Pillow's
 
 
 def _crop(rng: random.Random) -> bytes:
@@ -61,51 +73,75 @@ def make_lmdb(path: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
-def pil_loop(path: Path) -> Iterable[torch.Tensor]:
-    """The plain baseline: read, decode, grey, bicubic resize and normalise in one Python loop, batch by batch."""
-    reader = LmdbReader(path)
-    n = len(reader)
-    for start in range(0, n, BATCH):
-        arrays = []
-        for i in range(start, min(n, start + BATCH)):
-            img = Image.open(io.BytesIO(reader.image(i))).convert("L").resize((IMG_W, IMG_H), Image.Resampling.BICUBIC)
-            arrays.append(np.asarray(img, dtype=np.uint8))
-        yield torch.from_numpy(np.stack(arrays)[:, None]).float().div_(127.5).sub_(1.0)
+def _pil_one(data: bytes) -> np.ndarray:
+    img = Image.open(io.BytesIO(data)).convert("L").resize((IMG_W, IMG_H), Image.Resampling.BICUBIC)
+    return np.asarray(img, dtype=np.uint8)
+
+
+class PilLoop:
+    """The plain baseline: read, decode, grey, bicubic resize and normalise, ``threads`` samples at a time."""
+
+    def __init__(self, path: Path, threads: int, shuffle: bool = True, seed: int = 0) -> None:
+        self.reader = LmdbReader(path)
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self.shuffle, self.rng = shuffle, np.random.default_rng(seed)
+
+    def __iter__(self) -> Iterable[torch.Tensor]:
+        n = len(self.reader)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        for start in range(0, n, BATCH):
+            data = [self.reader.image(int(i)) for i in order[start : start + BATCH]]
+            arrays = list(self.pool.map(_pil_one, data)) if self.pool else [_pil_one(d) for d in data]
+            yield torch.from_numpy(np.stack(arrays)[:, None]).float().div_(127.5).sub_(1.0)
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown()
 
 
 def _images(batch: object) -> torch.Tensor:
     return batch if isinstance(batch, torch.Tensor) else batch.images
 
 
-CPU_US: dict[str, float] = {}
+def images_of(loader: Iterable[object]) -> torch.Tensor:
+    """All images of one pass, in order, on the CPU."""
+    return torch.cat([_images(b).cpu() for b in loader])
 
 
-def throughput(
-    make_epoch: Callable[[], Iterable[object]], epochs: int, sync: bool = False, name: str | None = None
-) -> float:
-    """Images per second over ``epochs`` epochs after one warm-up epoch.
-
-    With ``name``, also records this process's CPU time per image in :data:`CPU_US` (all its threads; meaningful
-    for loaders that do their work in-process; less sensitive than wall time to other load on a shared machine).
-    """
+def one_epoch(make_epoch: Callable[[], Iterable[object]], sync: bool) -> tuple[int, float]:
+    """Images and wall seconds of one epoch."""
+    count, start = 0, time.perf_counter()
     for batch in make_epoch():
-        _images(batch)
-    count = 0
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(epochs):
-        for batch in make_epoch():
-            count += _images(batch).shape[0]
+        count += _images(batch).shape[0]
     if sync:
         torch.cuda.synchronize()
-    if name is not None:
-        CPU_US[name] = (time.process_time() - cpu) / count * 1e6
-    return count / (time.perf_counter() - start)
+    return count, time.perf_counter() - start
 
 
-def train_throughput(loader: Iterable[object], epochs: int, device: str) -> float:
-    """Images per second of a CRNN training step (forward, CTC loss, backward, SGD) fed by ``loader``."""
+def compare(epochs: dict[str, Callable[[], Iterable[object]]], rounds: int, base: str, sync: bool = False):
+    """Images/s of each entry over ``rounds`` rounds in rotating order (after one warm-up epoch each) and the
+    median per-round ratio against ``base``."""
+    names = list(epochs)
+    for name in names:
+        one_epoch(epochs[name], sync)
+    totals = {name: np.zeros(2) for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        ips = {}
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            n, sec = one_epoch(epochs[name], sync)
+            totals[name] += (n, sec)
+            ips[name] = n / sec
+        for name in names:
+            ratios[name].append(ips[name] / ips[base])
+    return {name: (totals[name][0] / totals[name][1], statistics.median(ratios[name])) for name in names}
+
+
+def train_epoch(loader: Iterable[object], device: str) -> Callable[[], Iterable[torch.Tensor]]:
+    """An epoch factory: a CRNN training step (forward, CTC loss, backward, SGD) on each batch of ``loader``."""
     from cllstr.models import create_model
 
+    torch.manual_seed(0)
     model = create_model("crnn", num_classes=40).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     ctc = torch.nn.CTCLoss(zero_infinity=True)
@@ -126,16 +162,31 @@ def train_throughput(loader: Iterable[object], epochs: int, device: str) -> floa
             step(images)
             yield images
 
-    return throughput(epoch, epochs, sync=True)
+    return epoch
+
+
+def check_same(name: str, got: torch.Tensor, want: torch.Tensor, mean_tol: float, max_tol: float) -> str:
+    """Exit unless ``got`` matches ``want`` within the tolerances (1/255 steps); a one-line summary otherwise."""
+    if got.shape != want.shape:
+        raise SystemExit(f"{name}: batches of shape {tuple(got.shape)}, the Pillow loop's are {tuple(want.shape)}")
+    diff = (got - want).abs() * 127.5
+    mean, worst = diff.mean().item(), diff.max().item()
+    if mean > mean_tol or worst > max_tol:
+        raise SystemExit(f"{name} differs from the Pillow loop: mean {mean:.3f}/255 (tolerance {mean_tol}), "
+                         f"max {worst:.1f}/255 (tolerance {max_tol})")
+    return f"{name} vs Pillow: mean diff {mean:.3f}/255, max {worst:.1f}/255"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lmdb", type=Path, help="an existing LMDB (default: a synthetic one)")
-    parser.add_argument("--samples", type=int, default=4096, help="size of the synthetic LMDB")
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per loader")
+    parser.add_argument("--samples", type=int, default=2048, help="size of the synthetic LMDB")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (one epoch of each loader per round)")
+    parser.add_argument("--threads", type=int, default=2, help="threads of every loader (and torch's)")
     parser.add_argument("--dali-workers", type=int, default=0, help="DALI external-source worker processes")
     args = parser.parse_args()
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3 (the ratio is a median)")
 
     from cllstr.data.dali import HAS_DALI, plugin_status
 
@@ -143,47 +194,59 @@ def main() -> None:
         raise SystemExit("NVIDIA DALI is not installed: pip install nvidia-dali-cuda130")
     from cllstr.data.dali.loader import build_dali_loader
 
+    threads = args.threads
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.lmdb or make_lmdb(Path(tmp) / "bench.lmdb", args.samples)
         n = len(LmdbReader(path))
-        print(f"LMDB {path}: {n} images, batch {BATCH}, {IMG_H}x{IMG_W} grey, {THREADS} threads/workers")
         status = plugin_status()
         resize = "fn.cllstr.text_resize (cllstr plugin)" if status == "loaded" else f"fn.resize (plugin {status})"
-        print(f"DALI cpu resize: {resize}")
-        dali_cpu = build_dali_loader(
-            path, batch_size=BATCH, device="cpu", num_threads=THREADS, workers=args.dali_workers, shuffle=True
-        )
-        # The torch loader's workers are other processes: its CPU time is not measured here.
-        torch_loader = build_dataloader(path, batch_size=BATCH, workers=THREADS, shuffle=True)
-        results = {
-            "PIL loop": throughput(lambda: pil_loop(path), args.epochs, name="PIL loop"),
-            "torch loader": throughput(lambda: torch_loader, args.epochs),
-            "DALI cpu": throughput(lambda: dali_cpu, args.epochs, name="DALI cpu"),
-        }
-        dali_cpu.close()
+        procs = f"1 process + {args.dali_workers} DALI reader processes" if args.dali_workers else "1 process"
+        print(f"LMDB {path}: {n} images, batch {BATCH}, {IMG_H}x{IMG_W} grey | DALI cpu resize: {resize}")
+        print(f"threads: {threads} everywhere (Pillow pool {threads}, torch loader decode_threads {threads} with "
+              f"workers=0, DALI num_threads {threads}, torch.get_num_threads() {torch.get_num_threads()}); {procs}")
+
+        def dali(device: str, shuffle: bool = True):
+            return build_dali_loader(path, batch_size=BATCH, device=device, num_threads=threads,
+                                     workers=args.dali_workers, shuffle=shuffle)
+
+        def torch_loader(shuffle: bool = True):
+            return build_dataloader(path, batch_size=BATCH, workers=0, decode_threads=threads, shuffle=shuffle)
+
+        pil_ref = PilLoop(path, threads, shuffle=False)
+        want = images_of(pil_ref)
+        pil_ref.close()
+        checked = [check_same("torch loader", images_of(torch_loader(shuffle=False)), want, 1e-6 * 127.5, 1e-6 * 127.5)]
+        loader = dali("cpu", shuffle=False)
+        checked.append(check_same("DALI cpu", images_of(loader), want, DALI_MEAN_TOL, DALI_MAX_TOL))
+        loader.close()
         gpu = torch.cuda.is_available()
         if gpu:
-            dali_gpu = build_dali_loader(
-                path, batch_size=BATCH, device="gpu", num_threads=THREADS, workers=args.dali_workers
-            )
-            results["DALI gpu (mixed)"] = throughput(lambda: dali_gpu, args.epochs, sync=True)
-            results["train step, torch loader"] = train_throughput(torch_loader, args.epochs, "cuda")
-            results["train step, DALI gpu"] = train_throughput(dali_gpu, args.epochs, "cuda")
-            dali_gpu.close()
-        base = results["PIL loop"]
-        print(f"{'loader':<28}{'images/s':>12}{'x PIL loop':>12}")
-        for name, ips in results.items():
-            print(f"{name:<28}{ips:>12.0f}{ips / base:>12.2f}")
-        print(f"DALI cpu / torch loader: {results['DALI cpu'] / results['torch loader']:.2f}x")
-        cpu_ratio = CPU_US["PIL loop"] / CPU_US["DALI cpu"]
-        print(
-            f"CPU time per image (in-process): PIL loop {CPU_US['PIL loop']:.0f} us, "
-            f"DALI cpu {CPU_US['DALI cpu']:.0f} us over {THREADS} threads -> at most {THREADS * cpu_ratio:.2f}x "
-            f"the PIL loop on {THREADS} idle cores"
-        )
+            loader = dali("gpu", shuffle=False)
+            checked.append(check_same("DALI gpu", images_of(loader), want, DALI_MEAN_TOL, DALI_MAX_TOL))
+            loader.close()
+        print("outputs: " + "; ".join(checked), flush=True)
+
+        pil, tl, dali_cpu = PilLoop(path, threads), torch_loader(), dali("cpu")
+        epochs = {"Pillow loop": lambda: pil, "torch loader": lambda: tl, "DALI cpu": lambda: dali_cpu}
+        res = compare(epochs, args.rounds, "Pillow loop")
+        dali_cpu.close()
+        print(f"{'loader':<28}{'images/s':>12}{'x Pillow loop':>15}   (threads {threads}, medians of {args.rounds} "
+              f"rounds)")
+        for name, (ips, ratio) in res.items():
+            print(f"{name:<28}{ips:>12.0f}{ratio:>15.2f}")
         if gpu:
-            ratio = results["train step, DALI gpu"] / results["train step, torch loader"]
-            print(f"train step DALI gpu / torch loader: {ratio:.2f}x")
+            dali_gpu = dali("gpu")
+            res = compare({"Pillow loop": lambda: pil, "DALI gpu (mixed)": lambda: dali_gpu}, args.rounds,
+                          "Pillow loop", sync=True)
+            print(f"{'DALI gpu (mixed)':<28}{res['DALI gpu (mixed)'][0]:>12.0f}{res['DALI gpu (mixed)'][1]:>15.2f}")
+            res = compare({"torch loader": train_epoch(tl, "cuda"), "DALI gpu": train_epoch(dali_gpu, "cuda")},
+                          args.rounds, "torch loader", sync=True)
+            print(f"train step fed by the torch loader {res['torch loader'][0]:.0f} img/s | by DALI gpu "
+                  f"{res['DALI gpu'][0]:.0f} img/s, x{res['DALI gpu'][1]:.2f} (threads {threads}, medians of "
+                  f"{args.rounds} rounds)")
+            dali_gpu.close()
+        pil.close()
 
 
 if __name__ == "__main__":

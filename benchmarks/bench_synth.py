@@ -1,21 +1,30 @@
-"""Synthetic word-crop throughput per core: cllstr's renderer vs trdg (TextRecognitionDataGenerator, PyPI).
+"""Synthetic word-crop throughput: cllstr's renderer vs a bare Pillow renderer (and trdg when installed), same run.
 
-Both run in one process (images/s per core), at the same image height (32 px), on the same word lists (drawn by
-cllstr's wordfreq sampler), with the same font files (Noto, via fontconfig), and both encode every crop to JPEG
-(quality 90) in memory. Two settings:
+Every generator renders the same samples: sample ``i`` is word ``i`` of a list drawn by cllstr's wordfreq sampler,
+in the ``i``-th of the script's font faces (the same Noto files, via fontconfig), 32 px high, encoded to JPEG
+(quality 90) in memory. Settings:
 
 * ``plain``: dark text on a flat light background, no effects (cllstr style ``clean``; trdg ``-b 1``, no skew/blur).
-* ``augmented``: the same effects on both sides: Gaussian-noise background, random rotation of about +-3 degrees
-  (trdg: uniform integer degrees; cllstr: normal, sigma 1.73 = the same spread), random blur up to 1 px.
-* ``real``: cllstr's full ``real`` style at 32 px (textures, perspective, low-res, noise, JPEG...) against trdg's
-  ``augmented`` setting; cllstr does strictly more work per image here.
+* ``augmented``: the same effects everywhere: Gaussian-noise background, random rotation of about +-3 degrees
+  (trdg: uniform integer degrees; cllstr and Pillow: normal, sigma 1.73 = the same spread), random blur up to 1 px.
+* ``real``: cllstr's full ``real`` style at 32 px (textures, perspective, low-res, noise, JPEG...) against the
+  baselines' ``augmented`` setting; cllstr does strictly more work per image here.
 
-Scripts: those trdg can draw. trdg draws character by character without a shaper, so Devanagari and Bengali come
-out wrong and are left out; Arabic goes through trdg's own ``arabic_reshaper`` + ``python-bidi`` path (``rtl=True``).
-trdg 1.8.0 calls ``FreeTypeFont.getsize``, removed in Pillow 10; this benchmark patches that one helper with the
-equivalent ``getbbox(text)[3]`` (see :func:`_patch_trdg`), nothing else.
+Baselines: ``pillow`` is the least a renderer can do for the setting (``ImageDraw.text`` with raqm shaping at the
+crop height, pad, rotate, blur, JPEG) — the floor cllstr's extra steps (glyph-coverage check, per-sample RNG,
+compositing, padding draws) are measured against. ``trdg`` (TextRecognitionDataGenerator, PyPI) is timed on
+throughput only, with the work described above; it draws character by character without a shaper, so Devanagari
+and Bengali are left out and Arabic goes through trdg's own ``arabic_reshaper`` + ``python-bidi`` path. trdg 1.8.0
+calls ``FreeTypeFont.getsize``, removed in Pillow 10; :func:`_patch_trdg` swaps in ``getbbox(text)[3]``, nothing else.
 
-    python benchmarks/bench_synth.py --n 300            # prints images/s and the ratio, measured in this run
+Fair by construction: one process, one thread for every generator (no pool; torch, if loaded, pinned to 1 thread;
+printed). Before timing, the first samples of each generator are decoded and checked: all 32 px high with visible ink,
+and a median width within 2x of cllstr's (printed); ``real`` crops may have low contrast by design, so there "visible"
+means a grey range of 8 rather than 64. Timed rounds render the same ``--n`` samples with each
+generator in rotating order; each round gives a ratio and the script prints the median (at least 3 rounds).
+
+    python benchmarks/bench_synth.py                         # 200 samples x 3 rounds per (setting, script, generator)
+    python benchmarks/bench_synth.py --n 500 --rounds 5 --scripts LAT,ARA
     pytest benchmarks/bench_synth.py --benchmark-enable
 """
 
@@ -24,43 +33,93 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import statistics
+import sys
 import time
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from cllstr.scripts import get_script
 from cllstr.synth.appearance import encode_image
-from cllstr.synth.fonts import find_fonts
+from cllstr.synth.fonts import FontFace
 from cllstr.synth.render import Renderer
 from cllstr.synth.styles import get_style
 from cllstr.synth.words import WordSampler
 
 TRDG_SCRIPTS = ("LAT", "CHI", "JPN", "KOR", "ARA")
 HEIGHT = 32
+ROTATION_SIGMA = 1.73  # degrees: the spread of trdg's uniform integer skew in [-3, 3]
+WIDTH_TOL = 2.0  # a baseline's median crop width within this factor of cllstr's
+Maker = Callable[[int], bytes]
 
 
 def words_for(script: str, n: int, seed: int = 0) -> list[str]:
-    """``n`` labels of ``script`` from cllstr's sampler (shared by both generators)."""
+    """``n`` labels of ``script`` from cllstr's sampler (shared by every generator)."""
     sampler = WordSampler(script)
     rng = np.random.default_rng(seed)
     return [sampler.sample(rng) for _ in range(n)]
 
 
-def cllstr_maker(script: str, words: list[str], setting: str) -> Callable[[int], bytes]:
+def faces_for(renderer: Renderer, script: str) -> list[FontFace]:
+    """The script's faces as cllstr's renderer finds them, in a fixed order."""
+    groups = renderer.faces(get_script(script))
+    return sorted({f for faces in groups.values() for f in faces}, key=lambda f: (f.path, f.index))
+
+
+def cllstr_maker(script: str, words: list[str], setting: str) -> tuple[Maker, list[FontFace]]:
+    """Sample ``i``: cllstr's ``Renderer.render`` of word ``i`` in face ``i``; also returns the faces."""
     clean = get_style("clean")
     styles = {
         "plain": clean,
-        "augmented": dataclasses.replace(
-            clean, name="trdg-like", backgrounds={"noise": 1.0}, rotation=1.73, blur_prob=1.0, blur_radius=(0.0, 1.0)
-        ),
+        "augmented": dataclasses.replace(clean, name="trdg-like", backgrounds={"noise": 1.0}, rotation=ROTATION_SIGMA,
+                                         blur_prob=1.0, blur_radius=(0.0, 1.0)),
         "real": dataclasses.replace(get_style("real"), name="real32", height=(HEIGHT, HEIGHT)),
     }
-    style = styles[setting]
-    r = Renderer(script, style, seed=0, words={script: words})
+    r = Renderer(script, styles[setting], seed=0, words={script: words})
+    sc, faces = get_script(script), faces_for(r, script)
 
     def make(i: int) -> bytes:
-        return encode_image(r(i).image, "jpeg", 90)
+        img, _ = r.render(words[i % len(words)], sc, faces[i % len(faces)], r.rng(i))
+        return encode_image(img, "jpeg", 90)
+
+    return make, faces
+
+
+@cache
+def _font(path: str, index: int, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size, index=index, layout_engine=ImageFont.Layout.RAQM)
+
+
+def pillow_maker(script: str, words: list[str], setting: str, faces: list[FontFace]) -> Maker:
+    """The bare-Pillow baseline for ``setting`` (``real`` gets the ``augmented`` work)."""
+    lang = get_script(script).fontconfig_lang
+    plain = setting == "plain"
+
+    def make(i: int) -> bytes:
+        rng = np.random.default_rng([0, i])
+        face, text = faces[i % len(faces)], words[i % len(words)]
+        font = _font(face.path, face.index, HEIGHT)
+        x0, y0, x1, y1 = font.getbbox(text, language=lang)
+        w, h = x1 - x0 + 4, y1 - y0 + 4
+        mask = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(mask).text((2 - x0, 2 - y0), text, fill=255, font=font, language=lang)
+        bg = tuple(int(v) for v in rng.integers(215, 256, 3))
+        fg = tuple(int(v) for v in rng.integers(0, 40, 3))
+        if plain:
+            canvas = Image.new("RGB", (w, h), bg)
+        else:
+            mask = mask.rotate(float(rng.normal(0.0, ROTATION_SIGMA)), Image.Resampling.BICUBIC, expand=True)
+            w, h = mask.size
+            noise = rng.normal(0.0, 10.0, (h, w, 1)) + np.asarray(bg, np.float64)
+            canvas = Image.fromarray(noise.clip(0, 255).astype(np.uint8))
+        canvas.paste(Image.new("RGB", (w, h), fg), (0, 0), mask)
+        img = canvas.resize((max(1, round(w * HEIGHT / h)), HEIGHT), Image.Resampling.BILINEAR)
+        if not plain:
+            img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.0, 1.0))))
+        return encode_image(img, "jpeg", 90)
 
     return make
 
@@ -76,11 +135,12 @@ def _patch_trdg() -> None:
     computer_text_generator.get_text_height = get_text_height
 
 
-def trdg_maker(script: str, words: list[str], setting: str) -> Callable[[int], bytes]:
+def trdg_maker(script: str, words: list[str], setting: str, faces: list[FontFace]) -> Maker:
+    """trdg's ``FakeTextDataGenerator.generate`` for ``setting`` (``real`` gets ``augmented``), JPEG 90."""
     _patch_trdg()
     from trdg.data_generator import FakeTextDataGenerator
 
-    fonts = [f.path for f in find_fonts(get_script(script))]
+    fonts = [f.path for f in faces]
     strings = words
     if get_script(script).rtl:
         from arabic_reshaper import ArabicReshaper
@@ -92,32 +152,9 @@ def trdg_maker(script: str, words: list[str], setting: str) -> Callable[[int], b
 
     def make(i: int) -> bytes:
         img = FakeTextDataGenerator.generate(
-            i,
-            strings[i % len(strings)],
-            fonts[i % len(fonts)],
-            None,
-            HEIGHT,
-            "jpg",
-            0 if plain else 3,
-            not plain,
-            0 if plain else 1,
-            not plain,
-            1 if plain else 0,
-            0,
-            0,
-            False,
-            0,
-            -1,
-            0,
-            "#282828",
-            0,
-            1.0,
-            0,
-            (2, 2, 2, 2),
-            False,
-            False,
-            False,
-            None,
+            i, strings[i % len(strings)], fonts[i % len(fonts)], None, HEIGHT, "jpg",
+            0 if plain else 3, not plain, 0 if plain else 1, not plain, 1 if plain else 0,
+            0, 0, False, 0, -1, 0, "#282828", 0, 1.0, 0, (2, 2, 2, 2), False, False, False, None,
         )
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=90)
@@ -126,45 +163,94 @@ def trdg_maker(script: str, words: list[str], setting: str) -> Callable[[int], b
     return make
 
 
-def throughput(make: Callable[[int], bytes], n: int, warmup: int = 10) -> float:
-    """Images per second of ``make`` over ``n`` calls (after ``warmup`` calls that load fonts and caches)."""
-    for i in range(warmup):
-        make(i)
-    t0 = time.perf_counter()
-    for i in range(n):
-        make(i)
-    return n / (time.perf_counter() - t0)
+def check_samples(makers: dict[str, Maker], k: int, min_contrast: int) -> str:
+    """Exit unless every generator's first ``k`` samples are ``HEIGHT`` px high with ink (grey range at least
+    ``min_contrast``) and of comparable width; returns the median widths."""
+    widths = {}
+    for name, make in makers.items():
+        ws = []
+        for i in range(k):
+            a = np.asarray(Image.open(io.BytesIO(make(i))).convert("L"))
+            if a.shape[0] != HEIGHT or int(a.max()) - int(a.min()) < min_contrast:
+                raise SystemExit(f"{name} sample {i}: {a.shape[1]}x{a.shape[0]}, contrast {int(a.max()) - int(a.min())}"
+                                 f" (want {HEIGHT} px high with visible ink)")
+            ws.append(a.shape[1])
+        widths[name] = statistics.median(ws)
+    base = widths["cllstr"]
+    for name, w in widths.items():
+        if not base / WIDTH_TOL <= w <= base * WIDTH_TOL:
+            raise SystemExit(f"{name}: median width {w} px, cllstr's {base} px (tolerance {WIDTH_TOL}x)")
+    return ", ".join(f"{name} {w:.0f}" for name, w in widths.items())
+
+
+def compare(makers: dict[str, Maker], n: int, rounds: int) -> dict[str, tuple[float, float]]:
+    """Images/s of each maker over ``rounds`` rounds of the same ``n`` samples, rotating order, and the median
+    per-round ratio of cllstr to each."""
+    names = list(makers)
+    totals = {name: [0, 0.0] for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        ips = {}
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            for i in range(n):
+                makers[name](i)
+            sec = time.perf_counter() - t0
+            totals[name][0] += n
+            totals[name][1] += sec
+            ips[name] = n / sec
+        for name in names:
+            ratios[name].append(ips["cllstr"] / ips[name])
+    return {name: (totals[name][0] / totals[name][1], statistics.median(ratios[name])) for name in names}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=300, help="images per (script, setting, generator)")
+    ap.add_argument("--n", type=int, default=200, help="samples per round and (setting, script, generator)")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds (each generator renders --n per round)")
     ap.add_argument("--scripts", default=",".join(TRDG_SCRIPTS))
     ap.add_argument("--settings", default="plain,augmented,real")
     args = ap.parse_args()
+    if args.rounds < 3:
+        ap.error("--rounds must be at least 3 (the ratio is a median)")
+    torch_threads = "torch not loaded"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+        torch_threads = f"torch threads {sys.modules['torch'].get_num_threads()}"
     try:
         import trdg  # noqa: F401
+
+        has_trdg = True
     except ImportError as e:
-        raise SystemExit(
-            f"trdg is not installed ({e}); `pip install --no-deps trdg opencv-python-headless "
-            "arabic-reshaper python-bidi`"
-        ) from e
-    print(f"{'setting':10s} {'script':6s} {'cllstr img/s':>12s} {'trdg img/s':>10s} {'ratio':>6s}")
-    ratios: dict[str, list[float]] = {}
+        has_trdg = False
+        print(f"trdg is not installed ({e}): timing cllstr against the Pillow baseline only")
+    print(f"threads: 1 process, 1 thread for every generator (no pool; {torch_threads}); {HEIGHT} px, JPEG 90; "
+          f"{args.n} samples x {args.rounds} rounds per generator; ratios are cllstr/baseline, medians of rounds")
+    gens = ["cllstr", "pillow"] + (["trdg"] if has_trdg else [])
+    head = "".join(f"{g + ' img/s':>14s}" for g in gens) + "".join(f"{'x ' + g:>10s}" for g in gens[1:])
+    print(f"{'setting':10s} {'script':6s}{head}   median widths (px)")
+    ratios: dict[tuple[str, str], list[float]] = {}
     for setting in args.settings.split(","):
         for script in args.scripts.split(","):
             words = words_for(script, 500)
-            ours = throughput(cllstr_maker(script, words, setting), args.n)
-            theirs = throughput(trdg_maker(script, words, setting), args.n)
-            ratios.setdefault(setting, []).append(ours / theirs)
-            print(f"{setting:10s} {script:6s} {ours:12.1f} {theirs:10.1f} {ours / theirs:6.2f}x")
-    for setting, r in ratios.items():
+            ours, faces = cllstr_maker(script, words, setting)
+            makers = {"cllstr": ours, "pillow": pillow_maker(script, words, setting, faces)}
+            if has_trdg:
+                makers["trdg"] = trdg_maker(script, words, setting, faces)
+            # Also the warm-up: fonts and caches load here.
+            widths = check_samples(makers, min(args.n, 20), 8 if setting == "real" else 64)
+            res = compare(makers, args.n, args.rounds)
+            row = "".join(f"{res[g][0]:14.1f}" for g in gens) + "".join(f"{res[g][1]:9.2f}x" for g in gens[1:])
+            print(f"{setting:10s} {script:6s}{row}   {widths}", flush=True)
+            for g in gens[1:]:
+                ratios.setdefault((setting, g), []).append(res[g][1])
+    for (setting, g), r in ratios.items():
         gmean = float(np.exp(np.mean(np.log(r))))
-        print(f"{setting}: geometric-mean ratio cllstr/trdg {gmean:.2f}x over {len(r)} scripts")
+        print(f"{setting}: geometric-mean ratio cllstr/{g} {gmean:.2f}x over {len(r)} scripts (1 thread each)")
 
 
 def test_bench_cllstr_render_lat(benchmark):
-    make = cllstr_maker("LAT", words_for("LAT", 100), "augmented")
+    make, _ = cllstr_maker("LAT", words_for("LAT", 100), "augmented")
     benchmark(lambda: [make(i) for i in range(20)])
 
 
