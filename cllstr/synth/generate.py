@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from cllstr.interrupt import StopRequest
 from cllstr.synth.appearance import encode_image
 from cllstr.synth.profiles import DatasetSpec
 from cllstr.synth.render import Renderer
@@ -188,6 +189,8 @@ def generate(
                 replace.add(j)  # overwrite: start from scratch instead of appending to the other dataset
 
     with ExitStack() as stack:
+        # Ctrl-C is taken between chunks (pool workers ignore it, see _ignore_sigint): what was added is committed
+        stop = stack.enter_context(StopRequest())
         writers, tasks = {}, []
         for j in todo:
             spec, res = specs[j], results[j]
@@ -210,6 +213,7 @@ def generate(
             writers[j].close()
 
         total = sum(remaining.values())
+        stop.check()
         pool = None
         if workers > 1 and len(tasks) > 1:
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
@@ -229,6 +233,7 @@ def generate(
             overall = bar.add_task("synth", total=total)
             t0 = time.perf_counter()
             for j, items, skipped in stream:
+                stop.check()  # Ctrl-C: stop between chunks; what was added is committed, a re-run resumes
                 w = writers[j]
                 for image, label in items:
                     w.add(image, label)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -22,6 +20,7 @@ from torch import nn
 
 from cllstr.eval.evaluate import EvalReport, evaluate_loaders
 from cllstr.eval.script_id import evaluate_script_id, has_script_head
+from cllstr.interrupt import StopRequest
 from cllstr.models import count_parameters, create_model
 from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
 from cllstr.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -252,7 +251,7 @@ class Trainer:
         saved_at = self.iteration
         self.model.train()
         freeze_bn_stats(self.model)
-        stop = _StopRequest()
+        stop = StopRequest()
         try:
             while self.iteration < end and time.monotonic() < deadline:
                 if stop.requested:
@@ -311,26 +310,6 @@ class Trainer:
             return None
         with torch.no_grad():
             return grouping_string(self.model.head_probs().detach().float().cpu())
-
-
-class _StopRequest:
-    """Turns the first Ctrl-C (SIGINT) into a flag that the loop reads between steps, so that the step under way
-    finishes and the checkpoint holds a consistent state; a second Ctrl-C interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
-
-    def close(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[Trainer, dict[str, Any]]:
