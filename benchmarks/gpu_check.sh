@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every CUDA test and GPU benchmark in one go, for a session that is lent a GPU (the device tool): budget < 8 minutes.
+# Run from the repository root on the GPU machine:  bash benchmarks/gpu_check.sh   (results also in $OUT when set)
+# It builds the native library with the CUDA kernels first (make build), then runs the CUDA-marked tests, then the
+# GPU parts of the benchmarks, each under its own time limit so that one hang does not eat the budget. The CTC
+# decode benchmarks have no CUDA path yet (issue #16): on the GPU machine they measure its host CPU; bench_dali.py
+# runs its DALI "mixed" (GPU) part when a GPU is present. The CUDA kernels have never run before this script.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu_check_out}
+mkdir -p "$out"
+start=$(date +%s)
+step() {  # step NAME SECONDS CMD...: run with a limit, keep the log, go on after a failure
+  local name=$1 limit=$2; shift 2
+  echo "== $name (limit ${limit}s)"
+  timeout "$limit" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  tail -n 25 "$out/$name.log"
+  echo "== $name: rc=$rc, $(( $(date +%s) - start )) s so far"
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1; cat "$out/gpu.txt"
+step build 240 make build
+step cuda_tests 150 .venv/bin/python -m pytest -q -m cuda --require-native tests
+step greedy_decode 30 .venv/bin/python benchmarks/bench_ctc_decode.py --rounds 3
+step beam_search 45 .venv/bin/python benchmarks/bench_ctc_beam.py --rounds 3 --skip-greedy
+step dali 45 .venv/bin/python benchmarks/bench_dali.py
+echo "gpu_check finished in $(( $(date +%s) - start )) s; logs in $out/"
