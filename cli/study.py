@@ -46,6 +46,8 @@ def run(
                                                                        "lowres-seqmodel.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Study folder (runs, data, report).")] = None,
     scale: Annotated[float | None, typer.Option(help="Data/schedule scale (presets: 0.01 default, 1.0 paper).")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", help="Presets: gpu (the paper's schedule, shrunk with "
+                                          "--scale) or cpu (measured 2-core recipe, data scale 0.2).")] = "gpu",
     seeds: Annotated[int | None, typer.Option(help="Number of seeds (21, 22, ...).")] = None,
     parallel: Annotated[int, typer.Option("--parallel", "-j", help="Runs at a time (one GPU each if several).")] = 1,
     data: Annotated[Path | None, typer.Option("--data", help="Data root (default: OUT/data, generated).")] = None,
@@ -60,6 +62,7 @@ def run(
 ) -> None:
     """Expand the grid, run every unfinished run (resumable), then write the report."""
     from cllstr.study.presets import get_preset
+    from cllstr.study.protocols import get_protocol
     from cllstr.study.runner import StudyRunner
     from cllstr.study.spec import ModelEntry, StudyError, default_seeds, expand, load_study, validate
 
@@ -70,10 +73,16 @@ def run(
     try:
         if preset is not None:
             try:
-                spec = get_preset(preset, scale=0.01 if scale is None else scale, seeds=seeds or 1)
+                get_protocol(protocol)
+            except KeyError as e:
+                usage(one_line(e), "--protocol")
+            try:
+                spec = get_preset(preset, scale=scale, seeds=seeds or 1, protocol=protocol)
             except KeyError as e:
                 usage(one_line(e), "--preset")
         else:
+            if protocol != "gpu":
+                usage("applies to --preset only (a study file states its own schedule)", "--protocol")
             spec = load_study(study)
             if scale is not None:
                 spec.data.scale = scale
@@ -141,3 +150,12 @@ def presets() -> None:
 
     for name in list_presets():
         typer.echo(f"{name:18s} {(PRESETS[name].__doc__ or '').splitlines()[0]}")
+
+
+@app.command("protocols", epilog=epilog("study protocols"))
+def protocols() -> None:
+    """List the training protocols of the presets (--protocol)."""
+    from cllstr.study.protocols import PROTOCOLS, list_protocols
+
+    for name in list_protocols():
+        typer.echo(f"{name:6s} {PROTOCOLS[name].description}")

@@ -4,7 +4,9 @@ Scale ``1.0`` is the paper's setting (MLT19 + SynthMLT sizes, 100K iterations of
 iterations, fine-tuning for 10K iterations: CLL-STR ``train.py`` defaults and README). Smaller scales shrink the
 synthetic ``mlt19-mini`` data by ``scale`` (so data-size caps shrink by ``scale`` too) and the training schedule
 by ``scale**2`` (a 10x smaller data set is trained 100x fewer steps, with a batch ``sqrt(scale)`` as large), so
-``--scale 0.01`` finishes in minutes on a CPU. :func:`schedule` gives the numbers.
+``--scale 0.01`` finishes in minutes on a CPU. :func:`schedule` gives the numbers. That is the ``gpu`` protocol
+(the default); the ``cpu`` protocol (:mod:`cllstr.study.protocols`) replaces model, schedule and default data scale
+by a recipe measured on 2 CPU cores.
 
 Sources: Baek, Matsui, Aizawa, "Cross-Lingual Learning in Multilingual Scene Text Recognition", ICASSP 2024
 (arXiv:2312.10806) and its code ku21fan/CLL-STR (README "Training" steps 1-4); the low-resource sequence-model study
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cllstr.scripts import SCRIPT_ORDER, get_script
+from cllstr.study.protocols import Protocol, get_protocol
 from cllstr.study.spec import (
     DataSource,
     EvalSpec,
@@ -31,9 +34,10 @@ from cllstr.study.spec import (
     validate,
 )
 
-__all__ = ["Schedule", "schedule", "scaled_count", "register_preset", "get_preset", "list_presets", "PRESETS"]
+__all__ = ["Schedule", "schedule", "scaled_count", "register_preset", "get_preset", "list_presets", "PRESETS",
+           "CASCADE_PAIRS", "LOWRES_K"]
 
-PresetFn = Callable[[float, list[int]], StudySpec]
+PresetFn = Callable[[float, list[int], Protocol], StudySpec]
 PRESETS: dict[str, PresetFn] = {}
 FULL_ITERATIONS = 100_000
 FULL_BATCH = 128
@@ -83,12 +87,25 @@ def list_presets() -> list[str]:
     return sorted(PRESETS)
 
 
-def get_preset(name: str, scale: float = 0.01, seeds: int | list[int] = 1) -> StudySpec:
-    """Build preset ``name`` at ``scale`` with ``seeds`` (a count from 21, or explicit seeds)."""
+def get_preset(name: str, scale: float | None = None, seeds: int | list[int] = 1,
+               protocol: str | Protocol = "gpu") -> StudySpec:
+    """Build preset ``name`` at ``scale`` with ``seeds`` (a count from 21, or explicit seeds) under ``protocol``.
+
+    Args:
+        name: Preset name (:func:`list_presets`).
+        scale: Data scale; None: the protocol's default for the preset (``gpu`` 0.01, ``cpu`` 0.2).
+        seeds: Seed count (21, 22, ...) or explicit seeds.
+        protocol: ``gpu`` (the paper's schedule, shrunk with the scale) or ``cpu``
+            (:mod:`cllstr.study.protocols`).
+
+    Raises:
+        KeyError: Unknown preset or protocol.
+    """
     if name not in PRESETS:
         raise KeyError(f"unknown study preset {name!r}; known presets: {', '.join(list_presets())}")
+    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     seed_list = default_seeds(seeds) if isinstance(seeds, int) else list(seeds)
-    spec = PRESETS[name](scale, seed_list)
+    spec = PRESETS[name](proto.scale_for(name, scale), seed_list, proto)
     validate(spec, where=f"preset {name}")
     return spec
 
@@ -106,12 +123,21 @@ def _eval(scale: float) -> EvalSpec:
     return EvalSpec(full_gt=scale < 1.0)
 
 
-def _base(scale: float) -> dict:
-    return schedule(scale).base()
+def _base(scale: float, protocol: Protocol, preset: str) -> dict:
+    """TrainConfig fields of every run: the protocol's, or the scale's :func:`schedule`."""
+    return protocol.base_for(preset) or schedule(scale).base()
+
+
+def _finetune(scale: float, protocol: Protocol) -> tuple[int, int]:
+    """Cascade fine-tuning iterations and validation interval."""
+    if protocol.finetune is not None:
+        return protocol.finetune
+    iters = schedule(scale).finetune_iterations
+    return iters, max(1, iters // 2)
 
 
 @register_preset
-def cll_joint(scale: float, seeds: list[int]) -> StudySpec:
+def cll_joint(scale: float, seeds: list[int], protocol: Protocol) -> StudySpec:
     """Joint vs monolingual training (paper Table 2; README steps 1-2).
 
     Rows: *Monolingual* (each language trained alone, ``lang_X``), *All* (the 7 languages jointly,
@@ -123,7 +149,8 @@ def cll_joint(scale: float, seeds: list[int]) -> StudySpec:
     mixtures.append(Mixture(name="All but LAT", select_data=f"lang_{_letters(LOW_RESOURCE)}"))
     return StudySpec(
         name="cll-joint", description=cll_joint.__doc__.splitlines()[0], mixtures=mixtures,
-        models=[ModelEntry("svtr_tiny", label="SVTR-T")], seeds=seeds, base=_base(scale),
+        models=protocol.models_for("cll", [ModelEntry("svtr_tiny", label="SVTR-T")]), seeds=seeds,
+        base=_base(scale, protocol, "cll-joint"),
         data=DataSource(scale=scale), eval=_eval(scale),
         report=ReportSpec(baseline="Monolingual", focus=LOW_RESOURCE, focus_label="low-resource"))
 
@@ -135,7 +162,7 @@ CASCADE_PAIRS: tuple[tuple[str, str], ...] = (("BEN", "HIN"), ("LAT", "HIN"), ("
 
 
 @register_preset
-def cll_cascade(scale: float, seeds: list[int]) -> StudySpec:
+def cll_cascade(scale: float, seeds: list[int], protocol: Protocol) -> StudySpec:
     """Cascade learning X→Y: pre-train on X, fine-tune on Y (paper Table 3; README step 3).
 
     Pairs: :data:`CASCADE_PAIRS` (similar script vs LAT as the source). Rows: *Monolingual* (every language of the
@@ -143,23 +170,23 @@ def cll_cascade(scale: float, seeds: list[int]) -> StudySpec:
     LAT*; fine-tuning runs 10% of the pre-training iterations (README: ``--num_iter 10000``) from the source's
     best checkpoint, the classifier remapped by token.
     """
-    sched = schedule(scale)
+    ft_iters, ft_val = _finetune(scale, protocol)
     langs = sorted({x for pair in CASCADE_PAIRS for x in pair}, key=SCRIPT_ORDER.index)
     mixtures = [_mono(lang) for lang in langs]
     for src, dst in CASCADE_PAIRS:
         row = "CL from LAT" if src == "LAT" else "CL from similar script"
         mixtures.append(Mixture(name=f"{src}→{dst}", select_data=f"lang_{get_script(dst).letter}", row=row,
-                                init=f"{src} only", overrides={"iterations": sched.finetune_iterations,
-                                                               "val_interval": max(1, sched.finetune_iterations // 2)}))
+                                init=f"{src} only", overrides={"iterations": ft_iters, "val_interval": ft_val}))
     return StudySpec(
         name="cll-cascade", description=cll_cascade.__doc__.splitlines()[0], mixtures=mixtures,
-        models=[ModelEntry("svtr_tiny", label="SVTR-T")], seeds=seeds, base=_base(scale),
+        models=protocol.models_for("cll", [ModelEntry("svtr_tiny", label="SVTR-T")]), seeds=seeds,
+        base=_base(scale, protocol, "cll-cascade"),
         inits=[InitMode("init")], data=DataSource(scale=scale), eval=_eval(scale),
         report=ReportSpec(baseline="Monolingual", focus=["HIN", "JPN"], focus_label="targets"))
 
 
 @register_preset
-def cll_synth_size(scale: float, seeds: list[int]) -> StudySpec:
+def cll_synth_size(scale: float, seeds: list[int], protocol: Protocol) -> StudySpec:
     """Base + SynthMLT of one language (paper Table 4; README step 4).
 
     *Base*: all 7 languages jointly with LAT capped at 2K (``--data_usage_LAT 2000``); then for each language X,
@@ -169,14 +196,15 @@ def cll_synth_size(scale: float, seeds: list[int]) -> StudySpec:
     lat_cap, synth_cap = scaled_count(2000, scale, 10), scaled_count(2000, scale, 10)
     allx = _letters(list(SCRIPT_ORDER))
     mixtures = [Mixture(name="Base", select_data=f"lang_{allx}", caps={"LAT": lat_cap})]
-    for lang in SCRIPT_ORDER:
+    for lang in protocol.synth_languages or SCRIPT_ORDER:
         sel = f"lang_{allx}-SynthMLT_{get_script(lang).letter}"
         mixtures.append(Mixture(name=f"Base + 2K SynthMLT {lang}", select_data=sel,
                                 caps={"LAT": lat_cap, "SynthMLT": synth_cap}))
         mixtures.append(Mixture(name=f"Base + all SynthMLT {lang}", select_data=sel, caps={"LAT": lat_cap}))
     return StudySpec(
         name="cll-synth-size", description=cll_synth_size.__doc__.splitlines()[0], mixtures=mixtures,
-        models=[ModelEntry("svtr_tiny", label="SVTR-T")], seeds=seeds, base=_base(scale),
+        models=protocol.models_for("cll", [ModelEntry("svtr_tiny", label="SVTR-T")]), seeds=seeds,
+        base=_base(scale, protocol, "cll-synth-size"),
         data=DataSource(scale=scale), eval=_eval(scale), report=ReportSpec(baseline="Base"))
 
 
@@ -184,7 +212,7 @@ LOWRES_K = (100, 500, 1000)
 
 
 @register_preset
-def lowres_seqmodel(scale: float, seeds: list[int]) -> StudySpec:
+def lowres_seqmodel(scale: float, seeds: list[int], protocol: Protocol) -> StudySpec:
     """CNN-only CTC vs CRNN, monolingual vs multi-script, K samples per language (ΔCER of multi vs mono).
 
     K ∈ {100, 500, 1000} samples per language (``K * scale`` at smaller scales, as the data shrinks with it), the
@@ -193,18 +221,20 @@ def lowres_seqmodel(scale: float, seeds: list[int]) -> StudySpec:
     Design from the controlled Arabic-script HTR study of sequence modelling vs visual sharing (CNN-CTC vs CRNN,
     K in {100, 500, 1000}, ΔCER).
     """
-    ks = sorted({scaled_count(k, scale) for k in LOWRES_K})
+    ks = sorted(set(protocol.lowres_k or {scaled_count(k, scale) for k in LOWRES_K}))
+    mono = list(protocol.lowres_mono or SCRIPT_ORDER)
     mixtures = []
     for k in ks:
         mono_row = f"mono K={k}"
-        for lang in SCRIPT_ORDER:
+        for lang in mono:
             mixtures.append(Mixture(name=f"{lang} K={k}", select_data=f"lang_{get_script(lang).letter}", row=mono_row,
                                     caps={lang: k}))
         mixtures.append(Mixture(name=f"multi K={k}", select_data=f"lang_{_letters(list(SCRIPT_ORDER))}",
                                 caps={lang: k for lang in SCRIPT_ORDER}, baseline=mono_row))
     return StudySpec(
         name="lowres-seqmodel", description=lowres_seqmodel.__doc__.splitlines()[0], mixtures=mixtures,
-        models=[ModelEntry("cnn_ctc", label="CNN-CTC"), ModelEntry("crnn", label="CRNN")], seeds=seeds,
-        base=_base(scale), data=DataSource(scale=scale), eval=_eval(scale),
+        models=protocol.models_for("lowres", [ModelEntry("cnn_ctc", label="CNN-CTC"),
+                                              ModelEntry("crnn", label="CRNN")]),
+        seeds=seeds, base=_base(scale, protocol, "lowres-seqmodel"), data=DataSource(scale=scale), eval=_eval(scale),
         report=ReportSpec(metrics=["cer", "accuracy", "one_minus_ned"], focus=list(SCRIPT_ORDER),
                           focus_label="all languages"))
