@@ -56,6 +56,9 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="TrainConfig field for every run: k=v.")] = None,
     executor: Annotated[str, typer.Option(help="process (child processes) or inline (this process).")] = "process",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    results_from: Annotated[list[Path] | None, typer.Option(
+        "--results-from", help="Study or results folder (cllstr study export) whose finished runs count as done "
+                               "here, matched by run hash (repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs and exit.")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report at the end.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -107,6 +110,14 @@ def run(
             typer.echo(f"{len(runs)} runs")
             return
         runner = StudyRunner(spec, out, parallel=parallel, executor=executor, quiet=quiet, device=device)
+        if results_from:
+            from cllstr.study.results import import_results
+
+            try:
+                got = import_results(results_from, out, runner.runs)
+            except FileNotFoundError as e:
+                usage(one_line(e), "--results-from")
+            typer.echo(f"--results-from: {len(got)} finished run(s) taken over, not trained again")
         result = runner.run()
     except (StudyError, KeyError, ValueError, FileNotFoundError, FileExistsError) as e:
         fail(one_line(e))
@@ -141,6 +152,22 @@ def report_cmd(
     typer.echo(f"{summary['runs']['done']}/{summary['runs']['total']} runs done")
     for line in summary["findings"]:
         typer.echo(f"  {line}")
+
+
+@app.command("export", epilog=epilog("study export"))
+def export_cmd(
+    study_dir: Annotated[Path, typer.Argument(help="A study folder written by `cllstr study run`.")],
+    dest: Annotated[Path, typer.Argument(help="Folder for study.json and the finished runs' result files.")],
+) -> None:
+    """Copy the finished runs' results (no checkpoints) into DEST: committable, readable by `cllstr study report`,
+    and a `--results-from` source that lets another machine continue the study without retraining them."""
+    from cllstr.study.results import export_results
+
+    try:
+        done = export_results(study_dir, dest)
+    except (FileNotFoundError, ValueError) as e:
+        fail(one_line(e))
+    typer.echo(f"{len(done)} finished run(s) -> {dest}")
 
 
 @app.command("presets", epilog=epilog("study presets"))
