@@ -170,6 +170,31 @@ def export_cmd(
     typer.echo(f"{len(done)} finished run(s) -> {dest}")
 
 
+@app.command("compare", epilog=epilog("study compare"))
+def compare_cmd(
+    a: Annotated[str, typer.Argument(help="Study or run folder, numbers CSV, or 'paper' (the published findings).")],
+    b: Annotated[str, typer.Argument(help="The same kinds as A.")],
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metrics to show (default: all found).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the Markdown here.")] = None,
+) -> None:
+    """Side by side: two studies or runs (A, B, B - A per row and language), or a study against the paper's findings
+    (its seed-paired gain and whether the published direction holds)."""
+    from cllstr.atomic import atomic_write_text
+    from cllstr.study.compare import compare
+    from cllstr.study.spec import METRICS, StudyError
+
+    for m in metric or []:
+        if m not in METRICS:
+            usage(f"unknown metric {m!r}; known: {', '.join(METRICS)}", "--metric")
+    try:
+        text = compare(a, b, list(metric) if metric else None)
+    except (FileNotFoundError, ValueError, StudyError) as e:
+        fail(one_line(e))
+    if out is not None:
+        atomic_write_text(out, text + "\n")
+    typer.echo(text)
+
+
 @app.command("presets", epilog=epilog("study presets"))
 def presets() -> None:
     """List the built-in study presets."""
