@@ -56,7 +56,7 @@ venv: $(VENV)/.deps
 $(VENV)/.built: $(VENV)/.deps setup.py pyproject.toml $(NATIVE_SOURCES)
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import cllstr.ops as o; assert o.HAS_NATIVE, o.NATIVE_ERROR; print('native ops loaded; cuda kernels:', o.has_kernel('ctc_greedy_decode', 'cuda'))"
-	$(PY) -c "from cllstr.data.dali import plugin_status; print('DALI plugin:', plugin_status())"
+	$(PY) -c "from cllstr.data.loading.dali import plugin_status; print('DALI plugin:', plugin_status())"
 	touch $@
 
 build: $(VENV)/.built
@@ -92,4 +92,4 @@ lint: venv
 	$(VENV)/bin/ruff check cllstr cli tests benchmarks
 
 clean:
-	rm -rf build cmake-build cmake-build.log cllstr/_C*.so cllstr/data/dali/libcllstr_dali.so *.egg-info
+	rm -rf build cmake-build cmake-build.log cllstr/_C*.so cllstr/data/loading/dali/libcllstr_dali.so *.egg-info

@@ -1,4 +1,4 @@
-"""Build of cllstr, its native library ``cllstr._C`` and its DALI plugin ``cllstr/data/dali/libcllstr_dali.so``.
+"""Build of cllstr, its native library ``cllstr._C`` and its DALI plugin ``cllstr/data/loading/dali/libcllstr_dali.so``.
 
 C++ sources (``csrc/**/*.cpp``) are always compiled. CUDA sources (``csrc/**/*.cu``) are compiled when torch is a CUDA
 build and ``CUDA_HOME`` is found, or when ``FORCE_CUDA=1``; ``USE_CUDA=0`` skips them. ``MAX_JOBS`` is honoured by
@@ -25,7 +25,7 @@ from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-DALI_PLUGIN = "cllstr.data.dali.libcllstr_dali"
+DALI_PLUGIN = "cllstr.data.loading.dali.libcllstr_dali"
 
 
 def _log(msg: str) -> None:

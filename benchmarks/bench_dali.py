@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from cllstr.data.lmdb_store import LmdbReader, LmdbWriter
-from cllstr.data.loader import build_dataloader
+from cllstr.data.loading.torch_backend import build_dataloader
+from cllstr.data.store.reader import LmdbReader
+from cllstr.data.store.writer import LmdbWriter
 
 BATCH = 128
 IMG_H, IMG_W = 32, 100
@@ -188,11 +189,12 @@ def main() -> None:
     if args.rounds < 3:
         parser.error("--rounds must be at least 3 (the ratio is a median)")
 
-    from cllstr.data.dali import HAS_DALI, plugin_status
+    from cllstr.data.loading.dali import HAS_DALI, plugin_status
 
     if not HAS_DALI:
         raise SystemExit("NVIDIA DALI is not installed: pip install nvidia-dali-cuda130")
-    from cllstr.data.dali.loader import build_dali_loader
+    from cllstr.data.loading.dali.backend import build_dali_loader
+    from cllstr.data.loading.spec import LoaderSpec
 
     threads = args.threads
     torch.set_num_threads(threads)
@@ -207,8 +209,8 @@ def main() -> None:
               f"workers=0, DALI num_threads {threads}, torch.get_num_threads() {torch.get_num_threads()}); {procs}")
 
         def dali(device: str, shuffle: bool = True):
-            return build_dali_loader(path, batch_size=BATCH, device=device, num_threads=threads,
-                                     workers=args.dali_workers, shuffle=shuffle)
+            return build_dali_loader(LoaderSpec(root=path, batch_size=BATCH, device=device, num_threads=threads,
+                                     workers=args.dali_workers, shuffle=shuffle))
 
         def torch_loader(shuffle: bool = True):
             return build_dataloader(path, batch_size=BATCH, workers=0, decode_threads=threads, shuffle=shuffle)

@@ -32,8 +32,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, Dataset
 
-from cllstr.data.lmdb_store import LmdbWriter
-from cllstr.data.loader import build_dataloader
+from cllstr.data.loading.torch_backend import build_dataloader
+from cllstr.data.store.writer import LmdbWriter
 
 WORDS = ["street", "coffee", "station", "pharmacy", "market", "open", "exit", "hotel", "bakery", "parking"]
 

@@ -1,12 +1,12 @@
 """Training and inference throughput of cllstr's fast path vs a plain fp32 loop, measured in the same run.
 
-Baseline ("plain"): the reference recipe as in CLL-STR ``train.py`` — fp32, contiguous tensors, a per-sample PIL
-loader (decode, RGB, bicubic resize, ``ToTensor`` + ``Normalize(0.5, 0.5)``), ``CTCLoss(zero_infinity=True)``,
-AdamW + OneCycle, grad clipping 5 — on the same model with the same initial weights. Fast: cllstr's
+Baseline ("plain"): the reference recipe as in CLL-STR ``train.py`` — fp32, contiguous tensors, a per-sample PIL loader
+(decode, RGB, bicubic resize, ``ToTensor`` + ``Normalize(0.5, 0.5)``), ``CTCLoss(zero_infinity=True)``, AdamW +
+OneCycle, grad clipping 5 — on the same model with the same initial weights. Fast: cllstr's
 :class:`~cllstr.train.engine.Trainer` step (bf16 autocast on CPU, channels_last) fed by
-``cllstr.data.loader.build_dataloader``. Inference compares fp32 forward + Python greedy decoding with cllstr's autocast
-forward + native greedy decode. (CLL-STR's own model code is not run: the baseline is the same cllstr model in the
-reference's fp32 recipe.)
+``cllstr.data.loading.torch_backend.build_dataloader``. Inference compares fp32 forward + Python greedy decoding with
+cllstr's autocast forward + native greedy decode. (CLL-STR's own model code is not run: the baseline is the same cllstr
+model in the reference's fp32 recipe.)
 
 Fair by construction: both paths run on the same pinned thread count (printed; the Trainer is given the same count),
 on batches of the same size from the same LMDB; before timing, the script checks that they do the same work — the
@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from cllstr.data.lmdb_store import LmdbReader, LmdbWriter
-from cllstr.data.loader import build_dataloader
+from cllstr.data.loading.torch_backend import build_dataloader
+from cllstr.data.store.reader import LmdbReader
+from cllstr.data.store.writer import LmdbWriter
 from cllstr.eval.decode import decode_logits
 from cllstr.eval.evaluate import forward_logits
 from cllstr.models import create_model

@@ -42,7 +42,7 @@ def create(
     commit_every: int = typer.Option(1000, min=1, help="Records per transaction."),
 ) -> None:
     """Create an LMDB store (published format) from an image folder and a ground-truth file."""
-    from cllstr.data.create import create_lmdb
+    from cllstr.data.store.create import create_lmdb
     from cllstr.scripts import get_script
 
     if script is not None:
@@ -78,8 +78,8 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Counts, scripts, label lengths, image sizes and charset coverage of LMDB stores."""
-    from cllstr.data.inspection import inspect_lmdb
-    from cllstr.data.lmdb_store import LmdbFormatError
+    from cllstr.data.store.format import LmdbFormatError
+    from cllstr.data.store.inspection import inspect_lmdb
 
     cs = _load_charset(charset, reference_charset)
     reports = []
@@ -120,7 +120,7 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON reports."),
 ) -> None:
     """Decode every record; report corrupt images, empty/over-long labels, out-of-charset characters."""
-    from cllstr.data.validate import validate_lmdb
+    from cllstr.data.store.validate import validate_lmdb
 
     cs = _load_charset(charset, reference_charset)
     reports = [validate_lmdb(p, cs, max_len, mode=mode) for p in paths]
@@ -152,8 +152,8 @@ def charset(
     unshape_arabic: bool = typer.Option(False, help="Map Arabic presentation forms to base letters first."),
 ) -> None:
     """Build a charset file from the labels of LMDB stores."""
-    from cllstr.data.charsets import charset_from_lmdbs
-    from cllstr.data.lmdb_store import LmdbFormatError
+    from cllstr.data.store.charsets import charset_from_lmdbs
+    from cllstr.data.store.format import LmdbFormatError
 
     try:
         cs, dropped = charset_from_lmdbs(

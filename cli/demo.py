@@ -74,7 +74,7 @@ def demo(
     samples: int = typer.Option(6, help="Crops per script on the reads.png sheet."),
 ) -> None:
     """Synthesise a small 7-script dataset, train a recogniser on it, evaluate it per language, show what it reads."""
-    from cllstr.data.mixing import MixSpecError, parse_batch_ratio, parse_select_data, validation_names
+    from cllstr.data.mixture.select_data import MixSpecError, parse_batch_ratio, parse_select_data, validation_names
     from cllstr.eval.checkpoint import evaluate_checkpoint
     from cllstr.eval.evaluate import to_markdown, write_report
     from cllstr.eval.gallery import GalleryCollector

@@ -26,7 +26,7 @@ def doctor() -> None:
 
     import cllstr
     from cllstr import ops
-    from cllstr.data.dali import plugin_status
+    from cllstr.data.loading.dali import plugin_status
     from cllstr.scripts import SCRIPTS, list_scripts
     from cllstr.synth.fonts import FontNotFoundError, find_fonts
 

@@ -18,7 +18,7 @@ from cllstr.train.config import TrainConfig, apply_overrides, load_config
 
 
 def _caps(items: list[str]) -> dict[str, int]:
-    from cllstr.data.mixing import MixSpecError, parse_caps
+    from cllstr.data.mixture.select_data import MixSpecError, parse_caps
 
     try:
         return parse_caps(",".join(items))
@@ -29,7 +29,7 @@ def _caps(items: list[str]) -> dict[str, int]:
 def check_run_inputs(cfg: TrainConfig, resume: bool) -> None:
     """Catch what a person typed wrong before any data is read: the model, the select-data string, the batch ratio,
     the data root, the run folder of a ``--resume`` and the ``--init-from`` checkpoint."""
-    from cllstr.data.mixing import MixSpecError, parse_batch_ratio, parse_select_data
+    from cllstr.data.mixture.select_data import MixSpecError, parse_batch_ratio, parse_select_data
     from cllstr.models import list_models
 
     if cfg.model not in list_models():

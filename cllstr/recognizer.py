@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from cllstr.data.transforms import decode_image, resize_fixed, resize_keep_ratio, to_batch_tensor
+from cllstr.data.loading.decode import decode_image, resize_fixed, resize_keep_ratio, to_batch_tensor
 from cllstr.eval.decode import DecoderConfig, Hypothesis, beam_decode_logits
 from cllstr.eval.evaluate import forward_logits
 from cllstr.eval.heads import check_decoder, decode_head

@@ -48,7 +48,7 @@ def require_module(name: str) -> ModuleType:
 
 def require_dali_plugin() -> None:
     """Skip (or fail, under ``--require-native``) unless cllstr's DALI plugin (``fn.cllstr.text_resize``) loaded."""
-    from cllstr.data.dali import plugin
+    from cllstr.data.loading.dali import plugin
 
     if not plugin.HAS_PLUGIN:
         missing(f"DALI plugin not loaded: {plugin.PLUGIN_ERROR}")
@@ -80,3 +80,10 @@ def fuzz_settings(max_examples: int, **kwargs):
     scale = float(os.environ.get("CLLSTR_FUZZ_SCALE", "1"))
     return settings(max_examples=max(1, round(max_examples * scale)), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], **kwargs)
+
+
+def spec(root, select_data=None, **fields):
+    """A :class:`~cllstr.data.loading.spec.LoaderSpec` of ``root`` (+ ``select_data``) and spec ``fields``."""
+    from cllstr.data.loading.spec import LoaderSpec
+
+    return LoaderSpec(root=root, select_data=select_data, **fields)

@@ -37,7 +37,7 @@ def _doctor_rows() -> dict[str, str]:
 
 def test_doctor_reports_native_ops_and_every_script() -> None:
     from cllstr import ops
-    from cllstr.data.dali import plugin_status
+    from cllstr.data.loading.dali import plugin_status
     from cllstr.scripts import SCRIPTS
     from cllstr.synth.fonts import find_fonts
 
@@ -54,7 +54,7 @@ def test_doctor_reports_native_ops_and_every_script() -> None:
 
 
 def test_doctor_rows_follow_what_is_missing(monkeypatch) -> None:
-    import cllstr.data.dali as dali
+    import cllstr.data.loading.dali as dali
     import cllstr.ops as ops
     import cllstr.synth.fonts as fonts
 

@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from tests.common import require_dali_plugin, require_module
+from tests.common import require_dali_plugin, require_module, spec
 
 require_module("nvidia.dali")
 
-from cllstr.data import loaders  # noqa: E402
-from cllstr.data.dali import AugmentConfig, DaliLoader, build_dali_loader, plugin  # noqa: E402
-from cllstr.data.lmdb_store import LmdbWriter  # noqa: E402
-from cllstr.data.loader import build_dataloader  # noqa: E402
+from cllstr.data.loading import loader as loaders  # noqa: E402
+from cllstr.data.loading.dali import AugmentConfig, DaliLoader, build_dali_loader, plugin  # noqa: E402
+from cllstr.data.loading.torch_backend import build_dataloader  # noqa: E402
+from cllstr.data.store.writer import LmdbWriter  # noqa: E402
 
 TOGGLES = ("crop", "rotate", "warp", "color", "blur", "noise", "jpeg", "invert")
 
@@ -93,7 +93,7 @@ def test_cpu_loader_runs_the_plugin_operator(lmdb_path, monkeypatch, use_plugin)
     require_dali_plugin()
     if not use_plugin:
         monkeypatch.setattr(plugin, "HAS_PLUGIN", False)
-    loader = build_dali_loader(lmdb_path, batch_size=16, device="cpu", shuffle=False)
+    loader = build_dali_loader(spec(lmdb_path, batch_size=16, device="cpu", shuffle=False))
     assert len(next(iter(loader))) == 16
     graph = loader._iterator._pipes[0].serialize()
     assert (b"cllstr__TextResize" in graph) is use_plugin
@@ -106,7 +106,7 @@ def test_cpu_loader_runs_the_plugin_operator(lmdb_path, monkeypatch, use_plugin)
 def test_cpu_output_matches_torch_loader(lmdb_path, rgb, keep_ratio):
     kw = dict(batch_size=16, shuffle=False, rgb=rgb, keep_ratio=keep_ratio)
     ref_batches, ref_labels = _epoch(build_dataloader(lmdb_path, **kw))
-    loader = build_dali_loader(lmdb_path, device="cpu", **kw)
+    loader = build_dali_loader(spec(lmdb_path, device="cpu", **kw))
     batches, labels = _epoch(loader)
     assert labels == ref_labels
     assert [b.scripts for b in batches] == [b.scripts for b in ref_batches]
@@ -122,7 +122,7 @@ def test_cpu_output_matches_torch_loader(lmdb_path, rgb, keep_ratio):
 
 
 def test_epochs_cover_every_sample_and_reshuffle(lmdb_path):
-    loader = build_dali_loader(lmdb_path, batch_size=16, device="cpu", seed=3)
+    loader = build_dali_loader(spec(lmdb_path, batch_size=16, device="cpu", seed=3))
     assert len(loader) == 3
     orders = []
     for _ in range(3):
@@ -132,14 +132,14 @@ def test_epochs_cover_every_sample_and_reshuffle(lmdb_path):
         orders.append(labels)
     assert loader.epoch == 3
     assert orders[0] != orders[1] != orders[2]
-    again = build_dali_loader(lmdb_path, batch_size=16, device="cpu", seed=3)
+    again = build_dali_loader(spec(lmdb_path, batch_size=16, device="cpu", seed=3))
     assert _epoch(again)[1] == orders[0]
     loader.close()
     again.close()
 
 
 def test_drop_last_and_abandoned_epoch(lmdb_path):
-    loader = build_dali_loader(lmdb_path, batch_size=16, device="cpu", drop_last=True)
+    loader = build_dali_loader(spec(lmdb_path, batch_size=16, device="cpu", drop_last=True))
     assert len(loader) == 2
     first = next(iter(loader))
     assert len(first) == 16
@@ -149,7 +149,7 @@ def test_drop_last_and_abandoned_epoch(lmdb_path):
 
 
 def test_resume_skips_batches(lmdb_path):
-    loader = build_dali_loader(lmdb_path, batch_size=8, device="cpu", seed=5)
+    loader = build_dali_loader(spec(lmdb_path, batch_size=8, device="cpu", seed=5))
     _, full = _epoch(loader)
     loader.set_epoch(0, skip_batches=2)
     batches, tail = _epoch(loader)
@@ -160,7 +160,7 @@ def test_resume_skips_batches(lmdb_path):
 def test_shards_cover_each_record_once(lmdb_path):
     seen = []
     for rank in range(3):
-        loader = build_dali_loader(lmdb_path, batch_size=8, device="cpu", rank=rank, world_size=3, seed=1)
+        loader = build_dali_loader(spec(lmdb_path, batch_size=8, device="cpu", rank=rank, world_size=3, seed=1))
         _, labels = _epoch(loader)
         assert len(labels) in (13, 14)
         seen.extend(labels)
@@ -169,7 +169,7 @@ def test_shards_cover_each_record_once(lmdb_path):
 
 
 def test_corrupt_records_are_skipped_and_counted(corrupt_path):
-    loader = build_dali_loader(corrupt_path, batch_size=5, device="cpu", shuffle=False, workers=2)
+    loader = build_dali_loader(spec(corrupt_path, batch_size=5, device="cpu", shuffle=False, workers=2))
     for epoch in range(2):
         batches, labels = _epoch(loader)
         assert sorted(labels) == sorted(f"good{i}" for i in range(12))
@@ -183,18 +183,19 @@ def test_corrupt_records_are_skipped_and_counted(corrupt_path):
 
 def test_corrupt_parity_with_torch_loader(corrupt_path):
     ref_batches, ref_labels = _epoch(build_dataloader(corrupt_path, batch_size=16, shuffle=False))
-    batches, labels = _epoch(build_dali_loader(corrupt_path, batch_size=16, device="cpu", shuffle=False))
+    batches, labels = _epoch(build_dali_loader(spec(corrupt_path, batch_size=16, device="cpu", shuffle=False)))
     assert labels == ref_labels
     ref, got = torch.cat([b.images for b in ref_batches]), torch.cat([b.images for b in batches])
     assert (got - ref).abs().mean().item() <= 2 / 255
 
 
 def test_augmentation_is_seeded_and_off_means_off(lmdb_path):
-    plain = [_all_images(build_dali_loader(lmdb_path, batch_size=20, device="cpu", shuffle=False)) for _ in range(2)]
+    plain = [_all_images(build_dali_loader(spec(lmdb_path, batch_size=20, device="cpu", shuffle=False)))
+             for _ in range(2)]
     assert torch.equal(plain[0], plain[1])
     cfg = AugmentConfig(p=0.5)
     runs = [
-        _all_images(build_dali_loader(lmdb_path, batch_size=20, device="cpu", shuffle=False, augment=cfg, seed=4))
+        _all_images(build_dali_loader(spec(lmdb_path, batch_size=20, device="cpu", shuffle=False, augment=cfg, seed=4)))
         for _ in range(2)
     ]
     assert torch.equal(runs[0], runs[1])
@@ -203,10 +204,10 @@ def test_augmentation_is_seeded_and_off_means_off(lmdb_path):
 
 @pytest.mark.parametrize("toggle", TOGGLES)
 def test_each_augmentation_changes_the_output(lmdb_path, toggle):
-    plain = _all_images(build_dali_loader(lmdb_path, batch_size=20, device="cpu", shuffle=False, rgb=True))
+    plain = _all_images(build_dali_loader(spec(lmdb_path, batch_size=20, device="cpu", shuffle=False, rgb=True)))
     cfg = AugmentConfig(p=1.0, blur_sigma=(1.0, 1.5), **{t: t == toggle for t in TOGGLES})
     assert cfg.enabled == [toggle]
-    loader = build_dali_loader(lmdb_path, batch_size=20, device="cpu", shuffle=False, rgb=True, augment=cfg)
+    loader = build_dali_loader(spec(lmdb_path, batch_size=20, device="cpu", shuffle=False, rgb=True, augment=cfg))
     augmented = _all_images(loader)
     assert augmented.shape == plain.shape
     assert augmented.min() >= -1.0 and augmented.max() <= 1.0
@@ -215,7 +216,7 @@ def test_each_augmentation_changes_the_output(lmdb_path, toggle):
 
 
 def test_augment_grey_keep_ratio_all_ops(lmdb_path):
-    loader = build_dali_loader(lmdb_path, batch_size=20, device="cpu", keep_ratio=True, augment=True, workers=1)
+    loader = build_dali_loader(spec(lmdb_path, batch_size=20, device="cpu", keep_ratio=True, augment=True, workers=1))
     batches, labels = _epoch(loader)
     assert len(labels) == 40 and batches[0].images.shape[1:] == (1, 32, 100)
     loader.close()
@@ -231,39 +232,39 @@ def test_augment_config_validation():
 
 def test_bad_arguments_name_themselves(lmdb_path):
     with pytest.raises(ValueError, match="interpolation 'box'"):
-        build_dali_loader(lmdb_path, batch_size=4, device="cpu", interpolation="box")
+        build_dali_loader(spec(lmdb_path, batch_size=4, device="cpu", interpolation="box"))
     with pytest.raises(ValueError, match="device"):
-        build_dali_loader(lmdb_path, batch_size=4, device="tpu")
+        build_dali_loader(spec(lmdb_path, batch_size=4, device="tpu"))
     with pytest.raises(ValueError, match="validation"):
-        build_dali_loader(lmdb_path, batch_size=4, device="cpu", validation="none")
+        build_dali_loader(spec(lmdb_path, batch_size=4, device="cpu", validation="none"))
 
 
 def test_make_loader_kinds(lmdb_path, monkeypatch):
     assert loaders.resolve_loader_kind("auto") == "dali"
-    dali = loaders.make_loader("auto", lmdb_path, batch_size=8, device="cpu", shuffle=False)
-    torch_loader = loaders.make_loader("torch", lmdb_path, batch_size=8, device="cpu", shuffle=False)
+    dali = loaders.make_loader(spec(lmdb_path, loader="auto", batch_size=8, device="cpu", shuffle=False))
+    torch_loader = loaders.make_loader(spec(lmdb_path, loader="torch", batch_size=8, device="cpu", shuffle=False))
     assert isinstance(dali, DaliLoader)
     assert isinstance(torch_loader, torch.utils.data.DataLoader)
     assert next(iter(dali)).labels == next(iter(torch_loader)).labels
     dali.close()
     with pytest.raises(ValueError, match="loader must be one of"):
-        loaders.make_loader("fast", lmdb_path, batch_size=8)
+        loaders.make_loader(spec(lmdb_path, loader="fast", batch_size=8))
     with pytest.raises(ValueError, match="world_size"):
-        loaders.make_loader("torch", lmdb_path, batch_size=8, world_size=2)
+        loaders.make_loader(spec(lmdb_path, loader="torch", batch_size=8, world_size=2))
     monkeypatch.setattr(loaders, "HAS_DALI", False)
     assert loaders.resolve_loader_kind("auto") == "torch"
     with pytest.raises(ImportError, match="nvidia-dali-cuda130"):
-        loaders.make_loader("dali", lmdb_path, batch_size=8)
+        loaders.make_loader(spec(lmdb_path, loader="dali", batch_size=8))
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("keep_ratio", [False, True])
 def test_gpu_matches_cpu(lmdb_path, keep_ratio):
     kw = dict(batch_size=16, shuffle=False, keep_ratio=keep_ratio, rgb=True)
-    gpu_loader = build_dali_loader(lmdb_path, device="gpu", **kw)
+    gpu_loader = build_dali_loader(spec(lmdb_path, device="gpu", **kw))
     gpu_batches, gpu_labels = _epoch(gpu_loader)
     assert all(b.images.is_cuda for b in gpu_batches)
-    cpu_batches, cpu_labels = _epoch(build_dali_loader(lmdb_path, device="cpu", **kw))
+    cpu_batches, cpu_labels = _epoch(build_dali_loader(spec(lmdb_path, device="cpu", **kw)))
     assert gpu_labels == cpu_labels
     gpu = torch.cat([b.images.cpu() for b in gpu_batches])
     cpu = torch.cat([b.images for b in cpu_batches])
@@ -273,7 +274,7 @@ def test_gpu_matches_cpu(lmdb_path, keep_ratio):
 
 @pytest.mark.cuda
 def test_gpu_augment_and_corrupt(corrupt_path):
-    loader = build_dali_loader(corrupt_path, batch_size=5, device="gpu", augment=AugmentConfig(p=1.0), workers=1)
+    loader = build_dali_loader(spec(corrupt_path, batch_size=5, device="gpu", augment=AugmentConfig(p=1.0), workers=1))
     counts = collections.Counter()
     for _ in range(2):
         batches, labels = _epoch(loader)

@@ -11,16 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.common import require_dali_plugin, require_module
+from tests.common import require_dali_plugin, require_module, spec
 
 require_module("nvidia.dali")
 
 from nvidia.dali import fn, pipeline_def, types  # noqa: E402
 
-from cllstr.data.dali import build_dali_loader, ops, plugin  # noqa: E402
-from cllstr.data.lmdb_store import LmdbWriter  # noqa: E402
-from cllstr.data.loader import build_dataloader  # noqa: E402
-from cllstr.data.transforms import resize_fixed, resize_keep_ratio  # noqa: E402
+from cllstr.data.loading.dali import build_dali_loader, ops, plugin  # noqa: E402
+from cllstr.data.loading.decode import resize_fixed, resize_keep_ratio  # noqa: E402
+from cllstr.data.loading.torch_backend import build_dataloader  # noqa: E402
+from cllstr.data.store.writer import LmdbWriter  # noqa: E402
 
 require_dali_plugin()
 
@@ -212,7 +212,7 @@ def test_cpu_loader_equals_torch_loader_on_lossless_images(tmp_path, keep_ratio)
             writer.add(buf.getvalue(), f"w{i}")
     kw = dict(batch_size=8, shuffle=False, keep_ratio=keep_ratio)
     want = torch.cat([b.images for b in build_dataloader(tmp_path / "png.lmdb", **kw)])
-    loader = build_dali_loader(tmp_path / "png.lmdb", device="cpu", **kw)
+    loader = build_dali_loader(spec(tmp_path / "png.lmdb", device="cpu", **kw))
     got = torch.cat([b.images for b in loader])
     loader.close()
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)

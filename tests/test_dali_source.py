@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cllstr.data.dali.source import PLACEHOLDER, EpochPlan, LmdbBatchSource, RecordTable, screen_image, to_pnm
-from cllstr.data.lmdb_store import LmdbWriter
-from cllstr.data.loader import build_dataset
-from cllstr.data.transforms import decode_image
+from cllstr.data.loading.dali.source import PLACEHOLDER, EpochPlan, LmdbBatchSource, RecordTable, screen_image, to_pnm
+from cllstr.data.loading.decode import decode_image
+from cllstr.data.loading.torch_backend import build_dataset
+from cllstr.data.store.writer import LmdbWriter
+from tests.common import spec
 
 
 def _encode(img: Image.Image, fmt: str) -> bytes:
@@ -115,7 +116,7 @@ def test_batch_source_flags_corrupt_and_stops(tmp_path):
     with LmdbWriter(path) as w:
         for i in range(5):
             w.add(good if i != 2 else b"garbage", f"w{i}")
-    dataset, _ = build_dataset(path)
+    dataset, _ = build_dataset(spec(path))
     table = RecordTable.from_mixture(dataset)
     source = LmdbBatchSource(table, EpochPlan(dataset.source_ids, 4, shuffle=False))
     encoded, index, valid = source(SimpleNamespace(iteration=0, epoch_idx=0))

@@ -11,11 +11,19 @@ import pytest
 import torch
 from PIL import Image
 
-from cllstr.data.batch_decode import SampleBatch, auto_decode_threads, parallel_for, transform_batch
-from cllstr.data.dataset import LmdbDataset
-from cllstr.data.lmdb_store import LmdbWriter
-from cllstr.data.loader import Collate, build_dataloader
-from cllstr.data.transforms import Augment, ImageTransform, normalize_images, to_batch_tensor
+from cllstr.data.loading.augment import Augment
+from cllstr.data.loading.batch import Batch, Collate
+from cllstr.data.loading.dataset import LmdbDataset
+from cllstr.data.loading.decode import (
+    ImageTransform,
+    auto_decode_threads,
+    normalize_images,
+    parallel_for,
+    to_batch_tensor,
+    transform_batch,
+)
+from cllstr.data.loading.torch_backend import build_dataloader
+from cllstr.data.store.writer import LmdbWriter
 
 
 def encoded(rng: np.random.Generator, fmt: str, mode: str) -> bytes:
@@ -73,13 +81,17 @@ def test_batch_path_equals_per_sample_path(store):
     idx = [3, 0, 6, 44, 19, 6]
     batch = ds.__getitems__(idx)
     single = [ds[i] for i in idx]
-    assert isinstance(batch, SampleBatch) and batch.images.shape == (6, 32, 100, 3)
-    assert [s is None for s in batch] == [s is None for s in single] == [False, False, True, False, True, True]
-    for s, t in zip(batch, single, strict=True):
-        assert (s is None) or (np.array_equal(s[0], t[0]) and s[1:] == t[1:])
+    assert isinstance(batch, Batch) and batch.images.shape == (3, 3, 32, 100) and batch.num_skipped == 3
+    assert [s is None for s in single] == [False, False, True, False, True, True]
+    good = [s for s in single if s is not None]
+    assert batch.labels == [s[1] for s in good] and batch.scripts == [s[2] for s in good]
+    # the per-sample oracle: the transform applied to the record's bytes on its own
+    for s, i in zip(good, [3, 0, 44], strict=True):
+        assert np.array_equal(s[0], ds.transform(ds.reader[int(ds.indices[i])].image))
     collate = Collate(3, 32, 100)
-    fast, slow = collate(batch), collate(list(single))
-    assert torch.equal(fast.images, slow.images) and fast.labels == slow.labels and fast.num_skipped == 3
+    assert collate(batch) is batch
+    slow = collate(list(single))
+    assert torch.equal(batch.images, slow.images) and batch.labels == slow.labels and slow.num_skipped == 3
 
 
 def test_workers_give_the_same_images(store):

@@ -14,14 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cllstr.data.lmdb_store import (
-    LmdbFormatError,
-    LmdbReader,
-    LmdbWriter,
-    Record,
-    release_env,
-    temp_path,
-)
+from cllstr.data.store.format import LmdbFormatError, Record, temp_path
+from cllstr.data.store.reader import LmdbReader, release_env
+from cllstr.data.store.writer import LmdbWriter
 
 
 def png(seed: int, w: int = 24, h: int = 10) -> bytes:

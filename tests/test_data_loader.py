@@ -11,11 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cllstr.data.dataset import LmdbDataset
-from cllstr.data.lmdb_store import LmdbWriter
-from cllstr.data.loader import Batch, Collate, build_dataloader, build_dataset
-from cllstr.data.transforms import Augment, ImageTransform, decode_image, resize_keep_ratio, to_batch_tensor
+from cllstr.data.loading.augment import Augment
+from cllstr.data.loading.batch import Batch, Collate
+from cllstr.data.loading.dataset import LmdbDataset
+from cllstr.data.loading.decode import ImageTransform, decode_image, resize_keep_ratio, to_batch_tensor
+from cllstr.data.loading.torch_backend import build_dataloader, build_dataset
+from cllstr.data.store.writer import LmdbWriter
 from cllstr.text.charset import Charset
+from tests.common import spec
 
 
 def encoded(seed: int, w: int = 60, h: int = 20, fmt: str = "PNG") -> bytes:
@@ -116,14 +119,14 @@ def test_loader_batches_skip_corrupt_and_count(root):
 
 
 def test_caps_first_n_like_reference_and_random(root):
-    ds, _ = build_dataset(root, "lang_KL-SynthMLT_K", caps="LAT=5,SynthMLT=3")
+    ds, _ = build_dataset(spec(root, "lang_KL-SynthMLT_K", caps="LAT=5,SynthMLT=3"))
     assert ds.source_sizes() == {"KOR": 30, "LAT": 5, "SynthMLT_KOR": 3}
     lat = [ds.datasets[ds._ds_id[i]].label(int(ds._local[i])) for i in range(len(ds)) if ds.source_ids[i] == 1]
     assert lat == [f"word{i}" for i in range(5)]
-    ds2, _ = build_dataset(root, "lang_L", caps={"LAT": 5}, cap_mode="random", seed=3)
+    ds2, _ = build_dataset(spec(root, "lang_L", caps={"LAT": 5}, cap_mode="random", seed=3))
     picked = [ds2.datasets[0].label(int(i)) for i in ds2._local]
     assert len(picked) == 5 and picked != lat
-    ds3, _ = build_dataset(root, "lang_KL", caps="total=10")
+    ds3, _ = build_dataset(spec(root, "lang_KL", caps="total=10"))
     assert len(ds3) == 10
 
 
@@ -147,9 +150,9 @@ def test_same_seed_same_batches_and_workers_agree(root):
 
 def test_filters_count_instead_of_dropping_silently(root):
     charset = Charset(list("word0123456789"))
-    ds = LmdbDataset(root / "training" / "LAT", charset=charset, max_len=5)
+    ds = LmdbDataset(root / "training" / "LAT", charset=charset, spec=spec(None, max_label_length=5))
     assert len(ds) == 10 and ds.num_filtered["too_long"] == 10
-    ds = LmdbDataset(root / "training" / "KOR", charset=charset, drop_unknown=True)
+    ds = LmdbDataset(root / "training" / "KOR", charset=charset, spec=spec(None, drop_unknown=True))
     assert len(ds) == 0 and ds.num_filtered["unknown_char"] == 30 and ds.unknown_chars["한"] == 30
 
 
@@ -172,9 +175,9 @@ def test_collate_all_corrupt_gives_empty_batch():
 
 
 def test_list_of_paths_and_mixture_file(root, tmp_path):
-    ds, spec = build_dataset([root / "training" / "LAT", root / "training" / "SynthMLT_KOR"])
+    ds, mix = build_dataset(spec([root / "training" / "LAT", root / "training" / "SynthMLT_KOR"]))
     assert ds.source_sizes() == {"LAT": 20, "SynthMLT_KOR": 12}
-    mix = tmp_path / "m.yaml"
-    mix.write_text(f"root: {root}\nselect_data: lang_K\ncaps: {{KOR: 7}}\n")
-    ds, spec = build_dataset(mix)
-    assert len(ds) == 7 and spec.sources[0].cap == 7
+    path = tmp_path / "m.yaml"
+    path.write_text(f"root: {root}\nselect_data: lang_K\ncaps: {{KOR: 7}}\n")
+    ds, mix = build_dataset(spec(path))
+    assert len(ds) == 7 and mix.sources[0].cap == 7

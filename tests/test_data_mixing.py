@@ -7,14 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cllstr.data.lmdb_store import LmdbWriter
-from cllstr.data.mixing import (
-    MixSpec,
+from cllstr.data.mixture.sampler import RatioBatchSampler, split_batch
+from cllstr.data.mixture.select_data import (
     MixSpecError,
-    SourceSpec,
     cap_for,
-    load_mix_spec,
-    mix_from_select_data,
     parse_batch_ratio,
     parse_caps,
     parse_select_data,
@@ -22,7 +18,8 @@ from cllstr.data.mixing import (
     select_indices,
     validation_names,
 )
-from cllstr.data.sampler import RatioBatchSampler, split_batch
+from cllstr.data.mixture.spec import MixSpec, SourceSpec, load_mix_spec, mix_from_select_data
+from cllstr.data.store.writer import LmdbWriter
 
 ALL7 = ["CHI", "BEN", "HIN", "JPN", "ARA", "KOR", "LAT"]
 

@@ -12,11 +12,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cllstr.cli.main import app
-from cllstr.data.charsets import charset_from_lmdbs
-from cllstr.data.create import create_lmdb
-from cllstr.data.inspection import inspect_lmdb
-from cllstr.data.lmdb_store import LmdbReader, LmdbWriter
-from cllstr.data.validate import validate_lmdb
+from cllstr.data.store.charsets import charset_from_lmdbs
+from cllstr.data.store.create import create_lmdb
+from cllstr.data.store.inspection import inspect_lmdb
+from cllstr.data.store.reader import LmdbReader
+from cllstr.data.store.validate import validate_lmdb
+from cllstr.data.store.writer import LmdbWriter
 from cllstr.text.charset import Charset
 
 runner = CliRunner()

@@ -1,6 +1,6 @@
 """Property-based fuzzing of the image decoders: valid images of every size, mode and format the loaders meet, cut
 short, with flipped, inserted or deleted bytes, lying headers (huge or zero sizes) or random bytes. Every decoder
-either returns a well-formed image or raises one of :data:`~cllstr.data.transforms.DECODE_ERRORS` (what the loaders
+either returns a well-formed image or raises one of :data:`~cllstr.data.store.format.DECODE_ERRORS` (what the loaders
 skip and count); ``screen_image`` never raises, and what it passes on decodes."""
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from cllstr.data.batch_decode import transform_batch
-from cllstr.data.dali.source import screen_image
-from cllstr.data.transforms import DECODE_ERRORS, ImageTransform, decode_image
+from cllstr.data.loading.dali.source import screen_image
+from cllstr.data.loading.decode import DECODE_ERRORS, ImageTransform, decode_image, transform_batch
 from tests.common import fuzz_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::PIL.Image.DecompressionBombWarning")

@@ -15,14 +15,14 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cllstr.data.mixing import MixSpec
-from cllstr.data.select_data import (
+from cllstr.data.mixture.select_data import (
     MixSpecError,
     parse_batch_ratio,
     parse_caps,
     parse_select_data,
     select_indices,
 )
+from cllstr.data.mixture.spec import MixSpec
 from cllstr.scripts import SCRIPTS
 from cllstr.study.spec import StudyError, load_study, study_from_dict
 from cllstr.train.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict, load_config

@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cllstr.cli.main import app
-from cllstr.data.lmdb_store import LmdbReader, LmdbWriter
-from cllstr.data.validate import validate_lmdb
+from cllstr.data.store.reader import LmdbReader
+from cllstr.data.store.validate import validate_lmdb
+from cllstr.data.store.writer import LmdbWriter
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.synth.generate import generate
 from cllstr.synth.profiles import DatasetSpec, mlt19_mini

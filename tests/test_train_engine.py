@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from cllstr.data.lmdb_store import LmdbWriter
+from cllstr.data.store.writer import LmdbWriter
 from cllstr.text.charset import Charset
 from cllstr.train.checkpoint import load_checkpoint
 from cllstr.train.config import TrainConfig, apply_overrides

@@ -1,9 +1,14 @@
-"""Data layer: LMDB store, data-mixing specs, torch datasets and loader, validation and inspection.
+"""Data layer in three layers, bottom to top (each name has one home; import it from there):
 
-Submodules are imported lazily so that ``cllstr.data.lmdb_store`` (used by the synthetic engine) does not pull in
-torch: ``lmdb_store`` (gathering ``lmdb_format``, ``lmdb_reader``, ``lmdb_writer``), ``mixing`` (with the parsers
-of ``select_data``), ``transforms``, ``batch_decode``, ``dataset``, ``sampler``, ``loader``, ``validate``,
-``inspection``, ``create``, ``charsets``.
+- :mod:`cllstr.data.store` — the LMDB format, reader and writer, and ``cllstr data create|validate|inspect|charset``
+  (no torch);
+- :mod:`cllstr.data.mixture` — select-data strings, caps, mixture specs and the ratio batch sampler;
+- :mod:`cllstr.data.loading` — decoding, datasets and the one loader entry point
+  :func:`~cllstr.data.loading.loader.make_loader` over the torch and DALI backends, configured by one
+  :class:`~cllstr.data.loading.spec.LoaderSpec`.
+
+The names below are the layer's public API, resolved lazily so that importing ``cllstr.data`` pulls in neither torch
+nor DALI.
 """
 
 from __future__ import annotations
@@ -12,25 +17,27 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "LmdbWriter": "lmdb_store",
-    "LmdbReader": "lmdb_store",
-    "Record": "lmdb_store",
-    "LmdbFormatError": "lmdb_store",
-    "MixSpec": "mixing",
-    "SourceSpec": "mixing",
-    "MixSpecError": "mixing",
-    "parse_select_data": "mixing",
-    "load_mix_spec": "mixing",
-    "LmdbDataset": "dataset",
-    "MixtureDataset": "dataset",
-    "Batch": "loader",
-    "build_dataset": "loader",
-    "build_dataloader": "loader",
-    "validate_lmdb": "validate",
-    "ValidationReport": "validate",
-    "inspect_lmdb": "inspection",
-    "create_lmdb": "create",
-    "charset_from_lmdbs": "charsets",
+    "LmdbWriter": "store.writer",
+    "LmdbReader": "store.reader",
+    "Record": "store.format",
+    "LmdbFormatError": "store.format",
+    "validate_lmdb": "store.validate",
+    "ValidationReport": "store.validate",
+    "inspect_lmdb": "store.inspection",
+    "create_lmdb": "store.create",
+    "charset_from_lmdbs": "store.charsets",
+    "MixSpec": "mixture.spec",
+    "SourceSpec": "mixture.spec",
+    "load_mix_spec": "mixture.spec",
+    "MixSpecError": "mixture.select_data",
+    "parse_select_data": "mixture.select_data",
+    "LoaderSpec": "loading.spec",
+    "LmdbDataset": "loading.dataset",
+    "MixtureDataset": "loading.dataset",
+    "Batch": "loading.batch",
+    "build_dataset": "loading.torch_backend",
+    "build_dataloader": "loading.torch_backend",
+    "make_loader": "loading.loader",
 }
 
 __all__ = sorted(_EXPORTS)

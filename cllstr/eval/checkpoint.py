@@ -14,7 +14,7 @@ __all__ = ["split_languages", "evaluate_checkpoint"]
 
 def split_languages(data_root: str | Path, split: str) -> list[str]:
     """The language folders of ``<data_root>/<split>``, in the paper's column order first, then the others sorted."""
-    from cllstr.data.mixing import split_root
+    from cllstr.data.mixture.select_data import split_root
 
     root = split_root(data_root, split)
     present = sorted(d.name for d in Path(root).iterdir() if d.is_dir())

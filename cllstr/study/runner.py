@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.live import Live
 
 from cllstr.atomic import atomic_write_json
-from cllstr.data.mixing import parse_select_data, validation_names
+from cllstr.data.mixture.select_data import parse_select_data, validation_names
 from cllstr.study.progress import RunState, StudyProgress
 from cllstr.study.spec import RunSpec, StudySpec, expand
 from cllstr.study.worker import RUN_FILE, execute_run, is_done, read_status, write_status
@@ -190,7 +190,7 @@ class StudyRunner:
         key = hashlib.sha256(json.dumps([sources, *modes]).encode()).hexdigest()[:12]
         path = self.out / "charsets" / f"{key}.txt"
         if not path.is_file():
-            from cllstr.data.charsets import charset_from_lmdbs
+            from cllstr.data.store.charsets import charset_from_lmdbs
 
             charset, _ = charset_from_lmdbs([self.data_root / s for s in sources], mode=modes.pop())
             charset.save(path)  # atomic

@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # Python 3.10 (requires-python >= 3.10; pyproject d
     import tomli as tomllib
 import yaml
 
-from cllstr.data.mixing import parse_select_data, validation_names
+from cllstr.data.mixture.select_data import parse_select_data, validation_names
 from cllstr.scripts import SCRIPTS
 from cllstr.train.config import GroupingConfig, TrainConfig, config_from_dict, config_to_dict
 

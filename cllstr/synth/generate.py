@@ -91,7 +91,8 @@ def render_chunk(task: tuple[int, RenderConfig, int, int]) -> tuple[int, list[tu
 
 def dataset_status(path: Path, spec: DatasetSpec) -> str:
     """``"absent"``, ``"complete"`` (a finished LMDB of this spec) or ``"mismatch"`` (a different finished LMDB)."""
-    from cllstr.data.lmdb_store import LmdbReader, is_lmdb_dir
+    from cllstr.data.store.format import is_lmdb_dir
+    from cllstr.data.store.reader import LmdbReader
 
     if not path.exists():
         return "absent"
@@ -156,7 +157,7 @@ def generate(
         bg_dir: Background images folder.
         overwrite: Replace finished datasets whose spec differs.
         progress: Show a rich progress bar with images/s.
-        writer_factory: ``LmdbWriter``-compatible class (default ``cllstr.data.lmdb_store.LmdbWriter``).
+        writer_factory: ``LmdbWriter``-compatible class (default ``cllstr.data.store.LmdbWriter``).
         console: Rich console for the progress bar.
 
     Returns:
@@ -166,7 +167,7 @@ def generate(
         FileExistsError: a finished dataset differs from its spec and ``overwrite`` is False.
     """
     if writer_factory is None:
-        from cllstr.data.lmdb_store import LmdbWriter as writer_factory
+        from cllstr.data.store.writer import LmdbWriter as writer_factory
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     workers = os.cpu_count() or 1 if workers is None else workers

@@ -1,8 +1,9 @@
 """Data setup of a training run on top of the data layer: charset, training loader, per-language eval loaders.
 
-The training loader is ``cllstr.data.loader.build_dataloader(root, select_data, caps=..., charset=...)`` on the
-``training`` split; validation and evaluation use one loader per language from ``<root>/<split>/<LANG>``, the
-languages being those of the select-data spec (``SynthMLT_KOR`` counts as ``KOR``), as the reference does.
+The training loader is ``make_loader(LoaderSpec.from_config(cfg, ...), charset)`` on the ``training`` split (every
+:class:`~cllstr.data.loading.spec.LoaderSpec` field that :class:`DataConfig` shares comes from the config); validation
+and evaluation use one loader per language from ``<root>/<split>/<LANG>``, the languages being those of the select-data
+spec (``SynthMLT_KOR`` counts as ``KOR``), as the reference does.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from cllstr.data.charsets import charset_from_lmdbs
-from cllstr.data.loader import build_dataloader
-from cllstr.data.loaders import make_loader
-from cllstr.data.mixing import mix_from_select_data, parse_select_data, split_root, validation_names
+from cllstr.data.loading.loader import make_loader
+from cllstr.data.loading.spec import LoaderSpec
+from cllstr.data.loading.torch_backend import build_torch_loader
+from cllstr.data.mixture.select_data import parse_select_data, split_root, validation_names
+from cllstr.data.mixture.spec import mix_from_select_data
+from cllstr.data.store.charsets import charset_from_lmdbs
 from cllstr.text.charset import Charset
 from cllstr.train.config import DataConfig
 
@@ -37,13 +40,10 @@ def build_charset(cfg: DataConfig) -> Charset:
 def build_train_loader(cfg: DataConfig, charset: Charset, batch_size: int, seed: int,
                        shuffle: bool = True) -> DataLoader:
     """The training loader of kind ``cfg.loader`` (labels longer than ``cfg.max_label_length`` tokens are dropped)."""
-    return make_loader(
-        cfg.loader, cfg.root, cfg.select_data, batch_size=batch_size, img_h=cfg.img_h, img_w=cfg.img_w,
-        keep_ratio=cfg.keep_ratio, rgb=cfg.rgb, augment=cfg.augment, charset=charset, workers=cfg.workers,
-        shuffle=shuffle, seed=seed, caps=cfg.caps or None, batch_ratio=cfg.batch_ratio,
-        split="training", max_len=cfg.max_label_length,
-        drop_last=False,  # as the reference; a dataset smaller than one batch still trains
-    )
+    spec = LoaderSpec.from_config(cfg, batch_size=batch_size, seed=seed, shuffle=shuffle, split="training",
+                                  caps=cfg.caps or None,
+                                  drop_last=False)  # as the reference; a dataset smaller than one batch still trains
+    return make_loader(spec, charset)
 
 
 def eval_languages(cfg: DataConfig, split: str) -> list[str]:
@@ -67,8 +67,7 @@ def build_eval_loaders(cfg: DataConfig, split: str, batch_size: int,
         path = Path(root) / lang
         if not path.is_dir():
             raise FileNotFoundError(f"{split} data for {lang!r} not found: {path}")
-        loaders[lang] = build_dataloader(
-            [path], None, batch_size=batch_size, img_h=cfg.img_h, img_w=cfg.img_w, keep_ratio=cfg.keep_ratio,
-            rgb=cfg.rgb, shuffle=False, workers=0, split=split,
-        )
+        spec = LoaderSpec(root=[path], batch_size=batch_size, img_h=cfg.img_h, img_w=cfg.img_w,
+                          keep_ratio=cfg.keep_ratio, rgb=cfg.rgb, shuffle=False, workers=0, split=split)
+        loaders[lang] = build_torch_loader(spec)
     return loaders

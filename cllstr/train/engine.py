@@ -2,8 +2,8 @@
 periodic per-language validation, best checkpoint by mean 1-NED, exact resume, JSONL/CSV logs and progress.
 
 :class:`Trainer` works on any loader yielding batches with ``.images`` ``(B, C, H, W)``, ``.labels`` and
-``.scripts`` (``cllstr.data.loader.Batch``) and any ``{language: loader}`` for validation; :func:`train` builds
-everything from a :class:`~cllstr.train.config.TrainConfig` with the real data layer.
+``.scripts`` (:class:`cllstr.data.loading.batch.Batch`) and any ``{language: loader}`` for validation; :func:`train`
+builds everything from a :class:`~cllstr.train.config.TrainConfig` with the real data layer.
 """
 
 from __future__ import annotations
@@ -320,7 +320,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[
         resume: Continue ``cfg.out_dir/last.pt`` exactly (its charset is reused).
         quiet: Print nothing.
     """
-    from cllstr.data.loaders import describe_loader
+    from cllstr.data.loading.loader import describe_loader
     from cllstr.text.charset import Charset
     from cllstr.train.data import build_charset, build_eval_loaders, build_train_loader
 

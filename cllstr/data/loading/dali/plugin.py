@@ -1,10 +1,10 @@
 """Quiet loading of cllstr's DALI plugin ``libcllstr_dali.so`` (built from ``csrc/dali`` when DALI is installed).
 
 The plugin adds the CPU operator ``fn.cllstr.text_resize``: Pillow's ``Image.resize`` (bit-exact, any filter of
-:data:`~cllstr.data.dali.ops.INTERPOLATIONS`) of a source region, fixed or keep-ratio with edge padding, i.e. the
-torch loader's resize in one operator, several times faster than DALI's CPU ``fn.resize``. It is loaded once, on the
-first import of this module; :data:`HAS_PLUGIN` tells whether that worked and :data:`PLUGIN_ERROR` why not. A
-missing plugin is not an error: :func:`cllstr.data.dali.ops.resize` then uses DALI's own operators.
+:data:`~cllstr.data.loading.dali.ops.INTERPOLATIONS`) of a source region, fixed or keep-ratio with edge padding, i.e.
+the torch loader's resize in one operator, several times faster than DALI's CPU ``fn.resize``. It is loaded once, on the
+first import of this module; :data:`HAS_PLUGIN` tells whether that worked and :data:`PLUGIN_ERROR` why not. A missing
+plugin is not an error: :func:`cllstr.data.loading.dali.ops.resize` then uses DALI's own operators.
 ``CLLSTR_DALI_PLUGIN=0`` in the environment leaves it unloaded (to compare against DALI's resize).
 """
 

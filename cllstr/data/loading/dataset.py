@@ -1,12 +1,12 @@
 """Torch datasets over LMDB stores: one :class:`LmdbDataset` per LMDB and a :class:`MixtureDataset` of several.
 
-Samples are ``(uint8 array (H, W, C), label, script)`` tuples, or None for a record whose image does not decode;
-the collate function drops the Nones and the skip is counted in a counter shared with the workers (the reference
+A sample is a :data:`~cllstr.data.loading.batch.Sample` ``(uint8 array (H, W, C), label, script)``, or None for a
+record whose image does not decode; it is skipped and counted in a counter shared with the workers (the reference
 instead trains on a black image labelled ``[dummy_label]``). Labels are read once at construction when a length or
-charset filter is asked for; filtered records and out-of-charset characters are counted, never dropped silently.
-``__getitems__`` (what the DataLoader calls for a whole batch) reads the batch's records in order and decodes them on
-``decode_threads`` threads into one array (:class:`~cllstr.data.batch_decode.SampleBatch`), with the same samples as
-``[ds[i] for i in indices]``.
+charset filter is asked for (the filters are the :class:`~cllstr.data.loading.spec.LoaderSpec`'s); filtered records
+and out-of-charset characters are counted, never dropped silently. ``__getitems__`` (what the DataLoader calls for a
+whole batch) reads the batch's records in order and decodes them on ``decode_threads`` threads into one
+:class:`~cllstr.data.loading.batch.Batch`; ``ds[i]`` goes through the same path with one record.
 """
 
 from __future__ import annotations
@@ -21,20 +21,19 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from cllstr.data.batch_decode import SampleBatch, transform_batch
-from cllstr.data.lmdb_format import LmdbFormatError
-from cllstr.data.lmdb_store import LmdbReader
-from cllstr.data.mixing import script_of_name, select_indices
-from cllstr.data.transforms import DECODE_ERRORS, ImageTransform
+from cllstr.data.loading.batch import Batch, Sample, make_batch
+from cllstr.data.loading.decode import ImageTransform, transform_batch
+from cllstr.data.loading.spec import LoaderSpec
+from cllstr.data.mixture.select_data import script_of_name, select_indices
+from cllstr.data.store.format import LmdbFormatError
+from cllstr.data.store.reader import LmdbReader
 from cllstr.scripts import guess_script
 from cllstr.text.charset import Charset, tokenize
 from cllstr.text.normalize import from_reference_label, normalize_label
 
-__all__ = ["LABEL_READERS", "RECORD_ERRORS", "Sample", "LmdbDataset", "MixtureDataset"]
+__all__ = ["LABEL_READERS", "RECORD_ERRORS", "LmdbDataset", "MixtureDataset"]
 
 log = logging.getLogger(__name__)
-
-Sample = tuple[np.ndarray, str, str]
 
 #: A record that cannot be read at all (a label that is not UTF-8, a missing ``label-``/``image-`` key): the loader
 #: skips it and counts it like an undecodable image; a label filter counts it as ``unreadable``.
@@ -61,10 +60,10 @@ class LmdbDataset(Dataset):
         transform: Bytes → ``uint8`` array; defaults to a 32x100 grey fixed resize.
         name: Source name (for logs and per-script reporting).
         script: Script of every record; else ``meta["script"]``, the name's script, or a guess per label.
-        labels: Key of :data:`LABEL_READERS`.
-        max_len: Drop records whose label has more tokens than this (reference ``--batch_max_length``).
-        charset: Count out-of-charset characters (and drop such records with ``drop_unknown``).
-        drop_unknown: Drop records with out-of-charset characters (deep-text-recognition-benchmark behaviour).
+        spec: The label filters and reader: ``labels`` (a key of :data:`LABEL_READERS`), ``max_label_length``
+            (reference ``--batch_max_length``), ``drop_unknown`` (deep-text-recognition-benchmark behaviour).
+        charset: Count out-of-charset characters (and drop such records with ``spec.drop_unknown``); also measures
+            label lengths in its tokens.
         drop_empty: Drop records with an empty label.
         decode_threads: Threads that decode one batch in ``__getitems__`` (same output for any number).
     """
@@ -76,35 +75,33 @@ class LmdbDataset(Dataset):
         *,
         name: str | None = None,
         script: str | None = None,
-        labels: str = "join",
-        max_len: int | None = None,
+        spec: LoaderSpec | None = None,
         charset: Charset | None = None,
-        drop_unknown: bool = False,
         drop_empty: bool = True,
         decode_threads: int = 1,
     ) -> None:
-        if labels not in LABEL_READERS:
-            raise ValueError(f"unknown label reader {labels!r}; known: {', '.join(LABEL_READERS)}")
+        spec = spec or LoaderSpec()
+        if spec.labels not in LABEL_READERS:
+            raise ValueError(f"unknown label reader {spec.labels!r}; known: {', '.join(LABEL_READERS)}")
         self.path = Path(path)
         self.reader = LmdbReader(self.path)
         self.transform = transform or ImageTransform()
         self.name = name or self.path.name
         self.script = script or self.reader.meta.get("script") or script_of_name(self.name)
-        self._read_label = LABEL_READERS[labels]
+        self._read_label = LABEL_READERS[spec.labels]
         self.decode_threads = _check_threads(decode_threads)
         self.num_filtered: collections.Counter[str] = collections.Counter()
         self.unknown_chars: collections.Counter[str] = collections.Counter()
         self._corrupt = multiprocessing.get_context().Value("q", 0)
         n = len(self.reader)
-        if max_len is None and charset is None and not drop_empty:
+        if spec.max_label_length is None and charset is None and not drop_empty:
             self.indices = np.arange(n, dtype=np.int64)
         else:
-            self.indices = self._filter(n, max_len, charset, drop_unknown, drop_empty)
+            self.indices = self._filter(n, spec, charset, drop_empty)
 
-    def _filter(
-        self, n: int, max_len: int | None, charset: Charset | None, drop_unknown: bool, drop_empty: bool
-    ) -> np.ndarray:
+    def _filter(self, n: int, spec: LoaderSpec, charset: Charset | None, drop_empty: bool) -> np.ndarray:
         keep = []
+        max_len = spec.max_label_length
         mode = charset.mode if charset is not None else "grapheme"
         for i in range(n):
             try:
@@ -124,7 +121,7 @@ class LmdbDataset(Dataset):
                 bad = charset.unknown_chars(label)
                 if bad:
                     self.unknown_chars.update(bad)
-                    if drop_unknown:
+                    if spec.drop_unknown:
                         self.num_filtered["unknown_char"] += 1
                         continue
             keep.append(i)
@@ -164,19 +161,10 @@ class LmdbDataset(Dataset):
             return None
 
     def __getitem__(self, i: int) -> Sample | None:
-        record = self._read(i)
-        if record is None:
-            return None
-        index, buf, label, script = record
-        try:
-            img = self.transform(buf)
-        except DECODE_ERRORS as e:
-            self._skip(index, e)
-            return None
-        return img, label, script
+        return _load_samples([(self, int(i))], 1)[1][0]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[Sample | None]:
-        return _load_batch([(self, int(i)) for i in indices], self.decode_threads)
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        return _load_batch([(self, int(i)) for i in indices], self.decode_threads, self.transform)
 
 
 class MixtureDataset(Dataset):
@@ -250,10 +238,10 @@ class MixtureDataset(Dataset):
     def __getitem__(self, i: int) -> Sample | None:
         return self.datasets[self._ds_id[i]][int(self._local[i])]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[Sample | None]:
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
         idx = np.asarray(indices, dtype=np.int64)
         items = [(self.datasets[d], int(j)) for d, j in zip(self._ds_id[idx], self._local[idx], strict=True)]
-        return _load_batch(items, self.decode_threads)
+        return _load_batch(items, self.decode_threads, self.datasets[0].transform)
 
 
 def _check_threads(threads: int) -> int:
@@ -262,10 +250,17 @@ def _check_threads(threads: int) -> int:
     return threads
 
 
-def _load_batch(items: Sequence[tuple[LmdbDataset, int]], threads: int) -> list[Sample | None]:
-    """Samples ``dataset[i]`` of ``items``, read in order and decoded on ``threads`` threads into one array."""
-    if len({(d.transform.img_h, d.transform.img_w, d.transform.channels) for d, _ in items}) > 1:
-        return [d[i] for d, i in items]  # no common batch array; the collate function will reject the mix anyway
+def _load_samples(
+    items: Sequence[tuple[LmdbDataset, int]], threads: int
+) -> tuple[np.ndarray, list[Sample | None]]:
+    """Samples ``dataset[i]`` of ``items``, read in order and decoded on ``threads`` threads into one array.
+
+    Returns:
+        ``images``: ``(B, H, W, C)`` ``uint8``, and the ``B`` samples whose images are its rows (None: skipped).
+    """
+    shapes = {(d.transform.img_h, d.transform.img_w, d.transform.channels) for d, _ in items}
+    if len(shapes) > 1:
+        raise ValueError(f"the datasets of one batch must share the image size and channels, got {sorted(shapes)}")
     records = [d._read(i) for d, i in items]
     bufs = [r[1] if r is not None else b"" for r in records]
     images, errors = transform_batch(bufs, [d.transform for d, _ in items], threads)
@@ -278,4 +273,10 @@ def _load_batch(items: Sequence[tuple[LmdbDataset, int]], threads: int) -> list[
         else:
             d._skip(record[0], err)
             samples.append(None)
-    return SampleBatch(samples, images)
+    return images, samples
+
+
+def _load_batch(items: Sequence[tuple[LmdbDataset, int]], threads: int, transform: ImageTransform) -> Batch:
+    """The :class:`Batch` of ``items`` (see :func:`_load_samples`); ``transform`` gives an empty batch's shape."""
+    images, samples = _load_samples(items, threads)
+    return make_batch(images, samples, (transform.channels, transform.img_h, transform.img_w))

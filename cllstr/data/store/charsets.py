@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from cllstr.data.lmdb_store import LmdbReader
+from cllstr.data.store.reader import LmdbReader
 from cllstr.scripts import get_script
 from cllstr.text.charset import Charset, tokenize
 from cllstr.text.normalize import from_reference_label

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from cllstr.data.lmdb_store import LmdbReader
+from cllstr.data.store.reader import LmdbReader
 from cllstr.scripts import guess_script
 from cllstr.text.charset import Charset, tokenize
 from cllstr.text.normalize import from_reference_label

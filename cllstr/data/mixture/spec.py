@@ -3,7 +3,7 @@
 A mixture file lists sources with ``path``, ``cap``, ``cap_mode`` and ``ratio`` and picks ``mix: concat``
 (proportional concatenation) or ``mix: ratio`` (fixed per-source shares of every batch); it may also hold a
 reference ``select_data`` string and ``caps``. The select-data and cap parsers live in
-:mod:`cllstr.data.select_data` and are re-exported here.
+:mod:`cllstr.data.mixture.select_data` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from cllstr.data.select_data import (
+from cllstr.data.mixture.select_data import (
     ALL_SOURCES,
     CAP_MODES,
     SPLITS,

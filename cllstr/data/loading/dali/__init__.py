@@ -1,4 +1,5 @@
-"""DALI loader: LMDB records → DALI decode/resize/augment (GPU "mixed" or CPU) → :class:`~cllstr.data.loader.Batch`.
+"""DALI backend: LMDB records → DALI decode/resize/augment (GPU "mixed" or CPU) →
+:class:`~cllstr.data.loading.batch.Batch`.
 
 ``HAS_DALI`` tells whether ``nvidia.dali`` (package ``nvidia-dali-cuda130``) is installed; it is found without
 importing it (that takes most of a second). The submodules that need DALI (``ops``, ``pipeline``, ``loader``,
@@ -33,7 +34,7 @@ def _has_dali() -> bool:
 
 HAS_DALI: bool = _has_dali()
 
-_EXPORTS = {"AugmentConfig": "ops", "DaliLoader": "pipeline", "build_dali_loader": "loader"}
+_EXPORTS = {"AugmentConfig": "ops", "DaliLoader": "pipeline", "build_dali_loader": "backend"}
 
 
 def require_dali() -> None:
@@ -47,11 +48,12 @@ def require_dali() -> None:
 
 
 def plugin_status() -> str:
-    """``"loaded"``, or why cllstr's DALI plugin (:mod:`cllstr.data.dali.plugin`) is not; imports DALI if installed."""
+    """``"loaded"``, or why cllstr's DALI plugin (:mod:`cllstr.data.loading.dali.plugin`) is not; imports DALI if
+    installed."""
     if not HAS_DALI:
         return "not available (DALI is not installed)"
     try:
-        from cllstr.data.dali import plugin
+        from cllstr.data.loading.dali import plugin
     except ImportError as e:
         return f"not available (DALI does not import: {e})"
     return "loaded" if plugin.HAS_PLUGIN else f"not loaded ({plugin.PLUGIN_ERROR})"
@@ -59,6 +61,6 @@ def plugin_status() -> str:
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'cllstr.data.dali' has no attribute {name!r}")
+        raise AttributeError(f"module 'cllstr.data.loading.dali' has no attribute {name!r}")
     require_dali()
-    return getattr(importlib.import_module(f"cllstr.data.dali.{_EXPORTS[name]}"), name)
+    return getattr(importlib.import_module(f"cllstr.data.loading.dali.{_EXPORTS[name]}"), name)

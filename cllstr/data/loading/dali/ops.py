@@ -1,10 +1,10 @@
 """The DALI processing, as plain functions on ``DataNode``s shared by the GPU ("mixed") and CPU pipelines.
 
 :func:`decode` decodes on the GPU (``"mixed"``) or the CPU, and every later operator runs where its input lives. The
-preprocessing matches the torch loader (:mod:`cllstr.data.transforms`): Pillow's decode mode (grey or RGB, no EXIF
+preprocessing matches the torch loader (:mod:`cllstr.data.loading.decode`): Pillow's decode mode (grey or RGB, no EXIF
 rotation), the resize with the same filter, the keep-ratio rule ``new_w = min(W, ceil(H * w / h))`` with right
 padding by edge replication, and ``x / 127.5 - 1``. On the CPU :func:`resize` runs cllstr's DALI plugin
-(:mod:`cllstr.data.dali.plugin`: Pillow's resize, bit-exact, in one operator) when it is loaded; on the GPU, or
+(:mod:`cllstr.data.loading.dali.plugin`: Pillow's resize, bit-exact, in one operator) when it is loaded; on the GPU, or
 without the plugin, DALI's antialiased ``fn.resize`` (and an identity warp that repeats the border for the padding).
 Augmentations run on the resized ``H x W`` image, each with its own probability, inside DALI conditionals (the
 pipeline needs ``enable_conditionals=True``).
@@ -20,7 +20,7 @@ from nvidia.dali import fn, types
 from nvidia.dali import math as dmath
 from nvidia.dali.data_node import DataNode
 
-from cllstr.data.dali import plugin
+from cllstr.data.loading.dali import plugin
 
 __all__ = [
     "INTERPOLATIONS",
@@ -168,7 +168,7 @@ def resize(
 
     With ``keep_ratio`` the content is ``new_w = clamp(ceil(img_h * w / h), 1, img_w)`` wide and the rest of the row
     repeats its last column (the torch path's ``resize_keep_ratio``). CPU images go through the plugin operator
-    ``fn.cllstr.text_resize`` when :data:`cllstr.data.dali.plugin.HAS_PLUGIN` (Pillow's ``resize`` with ``box=``
+    ``fn.cllstr.text_resize`` when :data:`cllstr.data.loading.dali.plugin.HAS_PLUGIN` (Pillow's ``resize`` with ``box=``
     the region, bit for bit), others through ``fn.resize``.
 
     Args:

@@ -1,6 +1,6 @@
 """The LMDB side of the DALI loader: which records make each batch, and the encoded bytes DALI is fed.
 
-:class:`RecordTable` flattens a :class:`~cllstr.data.dataset.MixtureDataset` (caps, label filters and all) into
+:class:`RecordTable` flattens a :class:`~cllstr.data.loading.dataset.MixtureDataset` (caps, label filters and all) into
 ``(lmdb, record)`` pairs. :class:`EpochPlan` turns it into the batches of one epoch for one distributed rank: the same
 shuffle as every other rank (seeded by ``(seed, epoch)``), then a contiguous shard per rank, so the shards of an epoch
 cover each sample exactly once. :class:`LmdbBatchSource` is the stateless callable given to a parallel
@@ -22,9 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from cllstr.data.lmdb_store import LmdbReader
-from cllstr.data.sampler import RatioBatchSampler
-from cllstr.data.transforms import decode_image
+from cllstr.data.loading.decode import decode_image
+from cllstr.data.loading.spec import VALIDATION_MODES
+from cllstr.data.mixture.sampler import RatioBatchSampler
+from cllstr.data.store.format import DECODE_ERRORS
+from cllstr.data.store.reader import LmdbReader
 
 __all__ = [
     "PLACEHOLDER",
@@ -37,11 +39,7 @@ __all__ = [
     "to_pnm",
 ]
 
-#: ``header``: cheap structural checks of JPEG/PNG in Python, other formats go through Pillow; ``full``: every image
-#: is decoded by Pillow and handed to DALI as PNM (slow; used to finish an epoch after a decoder error).
-VALIDATION_MODES = ("header", "full")
 
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, struct.error, Image.DecompressionBombError)
 _JPEG_SOI = b"\xff\xd8\xff"
 _JPEG_SOS = b"\xff\xda"
 _JPEG_EOI = b"\xff\xd9"
@@ -108,7 +106,7 @@ def screen_image(buf: bytes, mode: str = "L", validation: str = "header") -> byt
         raise ValueError(f"unknown validation mode {validation!r}; known: {', '.join(VALIDATION_MODES)}")
     try:
         return to_pnm(decode_image(buf, mode))
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         return None
 
 
@@ -133,7 +131,8 @@ class RecordTable:
 
     @classmethod
     def from_mixture(cls, mixture: Any) -> RecordTable:
-        """Flatten a :class:`~cllstr.data.dataset.MixtureDataset` (uses its per-sample dataset/local index arrays)."""
+        """Flatten a :class:`~cllstr.data.loading.dataset.MixtureDataset` (uses its per-sample dataset/local index
+        arrays)."""
         ds_id = np.asarray(mixture._ds_id, dtype=np.int64)
         local = np.asarray(mixture._local, dtype=np.int64)
         record = np.empty(len(ds_id), dtype=np.int64)

@@ -12,7 +12,7 @@ from typing import Any
 
 import lmdb
 
-from cllstr.data.lmdb_format import (
+from cllstr.data.store.format import (
     META_KEY,
     NUM_SAMPLES_KEY,
     LmdbFormatError,

@@ -15,18 +15,12 @@ from typing import Any
 
 from PIL import Image
 
-from cllstr.data.lmdb_store import (
-    LmdbFormatError,
-    LmdbReader,
-    image_key,
-    label_key,
-)
+from cllstr.data.store.format import DECODE_ERRORS, LmdbFormatError, image_key, label_key
+from cllstr.data.store.reader import LmdbReader
 from cllstr.text.charset import Charset, tokenize
 from cllstr.text.normalize import from_reference_label, normalize_label
 
 __all__ = ["ValidationReport", "validate_lmdb", "check_image"]
-
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def check_image(buf: bytes) -> tuple[int, int]:
@@ -42,7 +36,7 @@ def check_image(buf: bytes) -> tuple[int, int]:
         with Image.open(io.BytesIO(buf)) as img:
             img.load()
             size = img.size
-    except _DECODE_ERRORS as e:
+    except DECODE_ERRORS as e:
         raise ValueError(f"{type(e).__name__}: {e}") from None
     if size[0] == 0 or size[1] == 0:
         raise ValueError(f"image has zero size {size}")

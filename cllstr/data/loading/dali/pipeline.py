@@ -1,12 +1,12 @@
 """The DALI pipeline (one definition for GPU and CPU) and :class:`DaliLoader`, a drop-in for the torch loader.
 
-``build_dali_loader`` takes the arguments of :func:`cllstr.data.loader.build_dataloader` (the same mixture, caps,
-filters and ratio batches, resolved by :func:`cllstr.data.loader.build_dataset`) and yields the same
-:class:`~cllstr.data.loader.Batch`. Images come out of DALI's PyTorch iterator as ``(B, C, H, W)`` float tensors, on
-the GPU in ``"gpu"`` mode; sample indices and valid flags ride along as extra outputs, and labels are looked up per
-batch. If DALI's decoder still fails on something the source checks let through, the loader rebuilds the pipeline
-and finishes the epoch with Pillow-validated input (``validation="full"``), then goes back to the fast checks with
-the bad samples remembered.
+``build_dali_loader`` reads the same :class:`~cllstr.data.loading.spec.LoaderSpec` as the torch backend (the same
+mixture, caps, filters and ratio batches, resolved by :func:`cllstr.data.loading.torch_backend.build_dataset`) and
+yields the same :class:`~cllstr.data.loading.batch.Batch`. Images come out of DALI's PyTorch iterator as ``(B, C, H,
+W)`` float tensors, on the GPU in ``"gpu"`` mode; sample indices and valid flags ride along as extra outputs, and labels
+are looked up per batch. If DALI's decoder still fails on something the source checks let through, the loader rebuilds
+the pipeline and finishes the epoch with Pillow-validated input (``validation="full"``), then goes back to the fast
+checks with the bad samples remembered.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-from cllstr.data.dali import ops
-from cllstr.data.dali.ops import AugmentConfig
-from cllstr.data.dali.source import EpochPlan, LmdbBatchSource, RecordTable
-from cllstr.data.dataset import MixtureDataset
-from cllstr.data.loader import Batch
-from cllstr.data.transforms import Augment
+from cllstr.data.loading.augment import Augment
+from cllstr.data.loading.batch import Batch
+from cllstr.data.loading.dali import ops
+from cllstr.data.loading.dali.ops import AugmentConfig
+from cllstr.data.loading.dali.source import EpochPlan, LmdbBatchSource, RecordTable
+from cllstr.data.loading.dataset import MixtureDataset
 from cllstr.scripts import guess_script
 
 __all__ = ["DaliLoader", "resolve_augment", "resolve_device", "str_pipeline"]
@@ -52,7 +52,7 @@ def str_pipeline(
     """LMDB batch → decode → resize (+pad) → augment → normalise; outputs ``(images, index, valid)``.
 
     ``device`` is ``"gpu"`` (decode with ``"mixed"``, process on the GPU) or ``"cpu"``; the processing is the
-    same plain functions of :mod:`cllstr.data.dali.ops` either way.
+    same plain functions of :mod:`cllstr.data.loading.dali.ops` either way.
     """
     encoded, index, valid = fn.external_source(
         source=source,
@@ -87,8 +87,8 @@ def resolve_augment(augment: bool | AugmentConfig | Augment | Mapping[str, Any] 
     """The DALI augmentation config for the loader's ``augment`` argument.
 
     ``True`` gives the default :class:`AugmentConfig`; a mapping is read with :meth:`AugmentConfig.from_dict`; a
-    torch-path :class:`~cllstr.data.transforms.Augment` enables the DALI ops of the same names (``contrast`` maps to
-    ``color``) with its probability.
+    torch-path :class:`~cllstr.data.loading.augment.Augment` enables the DALI ops of the same names (``contrast``
+    maps to ``color``) with its probability.
     """
     if augment is None or augment is False:
         return None
@@ -117,7 +117,7 @@ def _summary(e: BaseException) -> str:
 
 
 class DaliLoader:
-    """Iterate :class:`~cllstr.data.loader.Batch` objects from a DALI pipeline, one epoch per ``iter()``.
+    """Iterate :class:`~cllstr.data.loading.torch_backend.Batch` objects from a DALI pipeline, one epoch per ``iter()``.
 
     Args:
         dataset: The resolved mixture (labels, scripts, caps and filters come from it).

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cllstr.data.lmdb_store import LmdbWriter
-from cllstr.data.validate import check_image
+from cllstr.data.store.validate import check_image
+from cllstr.data.store.writer import LmdbWriter
 from cllstr.text.normalize import from_reference_label, normalize_label
 
 __all__ = ["CreateReport", "create_lmdb", "read_gt_file"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cllstr.data.lmdb_format import is_lmdb_dir
+from cllstr.data.store.format import is_lmdb_dir
 from cllstr.scripts import SCRIPTS, script_by_letter
 
 __all__ = [

@@ -8,11 +8,15 @@ Keys, all ASCII bytes: ``num-samples`` (decimal record count), ``image-%09d`` (t
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 __all__ = [
+    "DECODE_ERRORS",
     "NUM_SAMPLES_KEY",
     "META_KEY",
     "TEMP_SUFFIX",
@@ -30,6 +34,10 @@ __all__ = [
 NUM_SAMPLES_KEY = b"num-samples"
 META_KEY = b"meta"
 TEMP_SUFFIX = ".lmdb.tmp"
+
+#: Exceptions that mean "this record's encoded image is unreadable" (Pillow's, and ``struct.error`` of header
+#: parsing): readers skip the record and count it; validation reports it.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, struct.error, Image.DecompressionBombError)
 
 
 class LmdbFormatError(ValueError):

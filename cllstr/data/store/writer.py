@@ -10,7 +10,7 @@ from typing import Any
 
 import lmdb
 
-from cllstr.data.lmdb_format import (
+from cllstr.data.store.format import (
     META_KEY,
     NUM_SAMPLES_KEY,
     TEMP_SUFFIX,
@@ -22,7 +22,7 @@ from cllstr.data.lmdb_format import (
     parse_num_samples,
     temp_path,
 )
-from cllstr.data.lmdb_reader import release_env
+from cllstr.data.store.reader import release_env
 from cllstr.text.normalize import normalize_label
 
 __all__ = ["LmdbWriter"]

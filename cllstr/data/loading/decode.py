@@ -1,42 +1,48 @@
-"""Image decoding, resizing, augmentation and batch normalisation for the torch loader.
+"""The one decode path of the loaders: encoded bytes → Pillow → ``uint8`` ``(H, W, C)`` → a batch array.
 
-Everything per sample stays in Pillow/numpy and writes a ``uint8`` array ``(H, W, C)`` (:func:`resize_into` fills a slot
-of a preallocated batch); the batch is converted to a float tensor once, in the collate function
-(:func:`normalize_images`). JPEGs decode at full scale, as the reference does (``Image.open(...).convert``), unless
-``jpeg_draft`` asks for Pillow's draft mode: the smallest reduced DCT scale (1/2, 1/4, 1/8) still at least the target
-size, several times less decoding work for large crops but different pixels (a speed option for training; see
-``benchmarks/bench_loader.py`` for its measured effect). Images are resized straight to the final size.
-Fixed resize (32x100, bicubic) and keep-ratio resize with right padding by edge replication follow the reference
-``ResizeNormalize`` / ``NormalizePAD``.
+Per sample everything stays in Pillow/numpy and writes a ``uint8`` array ``(H, W, C)`` (:func:`resize_into` fills a
+slot of a preallocated batch); :func:`transform_batch` decodes a whole batch on a small per-process thread pool (Pillow
+releases the GIL while it decodes and resizes) and the float batch is made once (:func:`normalize_images`). The result
+does not depend on the number of threads: every image lands in its own slot, and augmentation, whose RNG is consumed
+in sample order, runs sequentially between a parallel decode and a parallel resize.
+
+JPEGs decode at full scale, as the reference does (``Image.open(...).convert``), unless ``jpeg_draft`` asks for
+Pillow's draft mode: the smallest reduced DCT scale (1/2, 1/4, 1/8) still at least the target size, several times less
+decoding work for large crops but different pixels (a speed option for training; ``benchmarks/bench_loader.py``
+measures it). Fixed resize (32x100, bicubic) and keep-ratio resize with right padding by edge replication follow the
+reference ``ResizeNormalize`` / ``NormalizePAD``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import math
-import random
+import os
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image
+
+from cllstr.data.loading.augment import Augment
+from cllstr.data.loading.spec import LoaderSpec
+from cllstr.data.store.format import DECODE_ERRORS
 
 __all__ = [
-    "AUGMENTATIONS",
-    "Augment",
     "DECODE_ERRORS",
     "ImageTransform",
+    "auto_decode_threads",
     "decode_image",
     "normalize_images",
-    "register_augmentation",
+    "parallel_for",
     "resize_fixed",
     "resize_into",
     "resize_keep_ratio",
     "to_batch_tensor",
+    "transform_batch",
 ]
-
-#: Exceptions that mean "this record's image is unreadable": the loader skips the record and counts it.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 _INTERPOLATION = {
     "nearest": Image.Resampling.NEAREST,
@@ -157,80 +163,6 @@ def to_batch_tensor(arrays: Sequence[np.ndarray]) -> torch.Tensor:
     return normalize_images(np.stack(arrays))
 
 
-AUGMENTATIONS: dict[str, Callable[[Image.Image, random.Random], Image.Image]] = {}
-
-
-def register_augmentation(name: str):
-    """Decorator registering an augmentation ``fn(img, rng) -> img`` under ``name``."""
-
-    def wrap(fn: Callable[[Image.Image, random.Random], Image.Image]):
-        if name in AUGMENTATIONS:
-            raise ValueError(f"augmentation {name!r} is already registered")
-        AUGMENTATIONS[name] = fn
-        return fn
-
-    return wrap
-
-
-@register_augmentation("crop")
-def _crop(img: Image.Image, rng: random.Random) -> Image.Image:
-    w, h = img.size
-    cw, ch = max(1, round(w * rng.uniform(0.85, 1.0))), max(1, round(h * rng.uniform(0.85, 1.0)))
-    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-    return img.crop((x, y, x + cw, y + ch))
-
-
-@register_augmentation("rotate")
-def _rotate(img: Image.Image, rng: random.Random) -> Image.Image:
-    fill = img.getpixel((0, 0))
-    return img.rotate(rng.uniform(-5.0, 5.0), resample=Image.Resampling.BILINEAR, expand=False, fillcolor=fill)
-
-
-@register_augmentation("blur")
-def _blur(img: Image.Image, rng: random.Random) -> Image.Image:
-    return img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
-
-
-@register_augmentation("contrast")
-def _contrast(img: Image.Image, rng: random.Random) -> Image.Image:
-    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.6, 1.4))
-    return ImageEnhance.Brightness(img).enhance(rng.uniform(0.7, 1.3))
-
-
-@register_augmentation("invert")
-def _invert(img: Image.Image, rng: random.Random) -> Image.Image:
-    return ImageOps.invert(img)
-
-
-class Augment:
-    """Apply each registered op with probability ``p``, in the given order.
-
-    Random draws come from the process's global :mod:`random` generator: the DataLoader seeds it in every worker from
-    its own generator, and the training engine seeds it, checkpoints it and restores it on ``--resume``, so an
-    augmented run resumes exactly (a private generator could not be checkpointed).
-
-    Args:
-        ops: Names in :data:`AUGMENTATIONS`.
-        p: Probability of each op.
-    """
-
-    def __init__(self, ops: Sequence[str] = ("crop", "rotate", "blur", "contrast"), p: float = 0.3) -> None:
-        unknown = [o for o in ops if o not in AUGMENTATIONS]
-        if unknown:
-            raise ValueError(f"unknown augmentation(s) {unknown}; known: {', '.join(AUGMENTATIONS)}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"augmentation probability must be in [0, 1], got {p}")
-        self.ops = tuple(ops)
-        self.p = p
-
-    def __call__(self, img: Image.Image) -> Image.Image:
-        rng = random._inst  # the generator behind random.random(): seeded, saved and restored by the engine
-        for name in self.ops:
-            if rng.random() < self.p:
-                img = AUGMENTATIONS[name](img, rng)
-        return img
-
-
 class ImageTransform:
     """Encoded bytes → ``uint8`` ``(H, W, C)`` array: decode, optional augmentation, resize.
 
@@ -266,6 +198,15 @@ class ImageTransform:
         self.interpolation = interpolation
         self.jpeg_draft = jpeg_draft
 
+    @classmethod
+    def from_spec(cls, spec: LoaderSpec) -> ImageTransform:
+        """The transform of a loader spec (``augment=True``: the default :class:`Augment`)."""
+        augment = Augment() if spec.augment is True else (spec.augment or None)
+        if augment is not None and not isinstance(augment, Augment):
+            raise TypeError(f"augment must be True/False or an Augment for the torch loader, got {augment!r}")
+        return cls(spec.img_h, spec.img_w, keep_ratio=spec.keep_ratio, rgb=spec.rgb, augment=augment,
+                   interpolation=spec.interpolation, jpeg_draft=spec.jpeg_draft)
+
     @property
     def channels(self) -> int:
         """Output channels (3 for RGB, 1 for grey)."""
@@ -288,3 +229,129 @@ class ImageTransform:
         out = np.empty((self.img_h, self.img_w, self.channels), dtype=np.uint8)
         self.resize_into(img, out)
         return out
+
+
+_MAX_AUTO_THREADS = 4
+
+_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+# A forked loader worker inherits the executors but not their threads.
+os.register_at_fork(after_in_child=_POOLS.clear)
+
+
+def _pool(size: int) -> concurrent.futures.ThreadPoolExecutor:
+    pool = _POOLS.get(size)
+    if pool is None:
+        pool = _POOLS[size] = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="cllstr-decode")
+    return pool
+
+
+def auto_decode_threads(workers: int) -> int:
+    """Decode threads per loader process: the usable cores shared among the worker processes (at least 1, at most 4).
+
+    Args:
+        workers: DataLoader worker processes (0: loading happens in the main process).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(_MAX_AUTO_THREADS, cores // max(1, workers)))
+
+
+def parallel_for(fn: Callable[[int], None], n: int, threads: int) -> None:
+    """Call ``fn(k)`` for ``k in range(n)`` on ``threads`` threads (the calling thread is one of them).
+
+    Items are handed out one at a time, so uneven image sizes balance. The first exception stops the hand-out and is
+    re-raised once every thread has stopped.
+    """
+    threads = min(threads, n)
+    if threads <= 1:
+        for k in range(n):
+            fn(k)
+        return
+    lock = threading.Lock()
+    state = {"next": 0}
+
+    def drain() -> None:
+        while True:
+            with lock:
+                k = state["next"]
+                state["next"] = k + 1
+            if k >= n:
+                return
+            try:
+                fn(k)
+            except BaseException:
+                with lock:
+                    state["next"] = n
+                raise
+
+    futures = [_pool(threads - 1).submit(drain) for _ in range(threads - 1)]
+    try:
+        drain()
+    finally:
+        concurrent.futures.wait(futures)
+    for f in futures:
+        f.result()
+
+
+def transform_batch(
+    bufs: Sequence[bytes], transforms: Sequence[ImageTransform], threads: int = 1
+) -> tuple[np.ndarray, list[Exception | None]]:
+    """Decode, augment and resize a batch of encoded images into one array.
+
+    Args:
+        bufs: ``B`` encoded images.
+        transforms: ``B`` transforms (usually the same object), all with the same output size and channels.
+        threads: Threads to decode and resize on.
+
+    Returns:
+        ``images``: ``(B, H, W, C)`` ``uint8``, slot ``k`` equal to ``transforms[k](bufs[k])``; and per sample the
+        :data:`~cllstr.data.store.format.DECODE_ERRORS` exception that made it unreadable (its slot is garbage), or
+        None.
+
+    Raises:
+        ValueError: if the transforms disagree on the output shape.
+    """
+    n = len(bufs)
+    shapes = {(t.img_h, t.img_w, t.channels) for t in transforms}
+    if len(shapes) > 1:
+        raise ValueError(f"transforms of one batch must share the output (H, W, C), got {sorted(shapes)}")
+    h, w, c = shapes.pop() if shapes else (0, 0, 0)
+    out = np.empty((n, h, w, c), dtype=np.uint8)
+    errors: list[Exception | None] = [None] * n
+
+    if all(t.augment is None for t in transforms):
+
+        def whole(k: int) -> None:
+            try:
+                transforms[k].resize_into(transforms[k].decode(bufs[k]), out[k])
+            except DECODE_ERRORS as e:
+                errors[k] = e
+
+        parallel_for(whole, n, threads)
+        return out, errors
+
+    images: list[Image.Image | None] = [None] * n
+
+    def decode(k: int) -> None:
+        try:
+            images[k] = transforms[k].decode(bufs[k])
+        except DECODE_ERRORS as e:
+            errors[k] = e
+
+    def resize(k: int) -> None:
+        img = images[k]
+        if img is not None:
+            try:
+                transforms[k].resize_into(img, out[k])
+            except DECODE_ERRORS as e:
+                errors[k] = e
+
+    parallel_for(decode, n, threads)
+    for k, img in enumerate(images):
+        augment = transforms[k].augment
+        if img is not None and augment is not None:
+            try:
+                images[k] = augment(img)
+            except DECODE_ERRORS as e:
+                errors[k], images[k] = e, None
+    parallel_for(resize, n, threads)
+    return out, errors
