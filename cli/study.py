@@ -43,7 +43,7 @@ def _set_base(base: dict, items: list[str]) -> dict:
 def run(
     study: Annotated[Path | None, typer.Argument(help="Study file (YAML/TOML/JSON); or use --preset.")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="cll-joint, cll-cascade, cll-synth-size, "
-                                                                       "lowres-seqmodel.")] = None,
+                                                                       "lowres-seqmodel, task-grouping.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Study folder (runs, data, report).")] = None,
     scale: Annotated[float | None, typer.Option(help="Data/schedule scale (presets: 0.01 default, 1.0 paper).")] = None,
     protocol: Annotated[str, typer.Option("--protocol", help="Presets: gpu (the paper's schedule, shrunk with "

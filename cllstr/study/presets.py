@@ -238,3 +238,33 @@ def lowres_seqmodel(scale: float, seeds: list[int], protocol: Protocol) -> Study
         seeds=seeds, base=_base(scale, protocol, "lowres-seqmodel"), data=DataSource(scale=scale), eval=_eval(scale),
         report=ReportSpec(metrics=["cer", "accuracy", "one_minus_ned"], focus=list(SCRIPT_ORDER),
                           focus_label="all languages"))
+
+
+#: Heads of the task-grouping study (1: the plain single-head model) and the ε values of its ablation (at m = 3).
+GROUPING_HEADS = (1, 2, 3, 4)
+GROUPING_EPSILONS = (0.0, 0.5)
+
+
+@register_preset
+def task_grouping(scale: float, seeds: list[int], protocol: Protocol) -> StudySpec:
+    """Task grouping over m recognition heads, the 7 scripts jointly (Huang et al.; issue #17).
+
+    Rows: *m=1* (one head, the plain joint model) and *m=2..4* heads whose task-to-head assignment is learned with
+    Gumbel-Softmax (default ε = 0.2); the ε ablation *m=3, ε=0* (no shared integrated loss) and *m=3, ε=0.5*;
+    *m=7 fixed* (one head per script, no learned grouping). Gains are over *m=1*; the report adds how often each
+    final grouping was learned per row over the seeds (``grouping.jsonl``).
+    """
+    allx = f"lang_{_letters(list(SCRIPT_ORDER))}"
+    mixtures = [Mixture(name="m=1", select_data=allx)]
+    for m in GROUPING_HEADS[1:]:
+        mixtures.append(Mixture(name=f"m={m}", select_data=allx, overrides={"grouping": {"heads": m}}))
+    for eps in GROUPING_EPSILONS:
+        mixtures.append(Mixture(name=f"m=3, ε={eps:g}", select_data=allx,
+                                overrides={"grouping": {"heads": 3, "epsilon": eps}}))
+    mixtures.append(Mixture(name="m=7 fixed", select_data=allx,
+                            overrides={"grouping": {"heads": 7, "mode": "fixed:one-per-script"}}))
+    return StudySpec(
+        name="task-grouping", description=task_grouping.__doc__.splitlines()[0], mixtures=mixtures,
+        models=protocol.models_for("cll", [ModelEntry("svtr_tiny", label="SVTR-T")]), seeds=seeds,
+        base=_base(scale, protocol, "task-grouping"), data=DataSource(scale=scale), eval=_eval(scale),
+        report=ReportSpec(baseline="m=1", focus=LOW_RESOURCE, focus_label="low-resource"))

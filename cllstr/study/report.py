@@ -25,7 +25,8 @@ from cllstr.scripts import SCRIPT_ORDER
 from cllstr.study.spec import LOWER_IS_BETTER, study_from_dict
 from cllstr.study.worker import EVAL_FILE, RUN_FILE, read_status
 
-__all__ = ["Stat", "StudyResults", "load_results", "stat", "build_tables", "write_report", "AVG", "METRIC_TITLES"]
+__all__ = ["Stat", "StudyResults", "load_results", "stat", "build_tables", "write_report", "grouping_counts", "AVG",
+           "METRIC_TITLES"]
 
 AVG = "Avg"
 METRIC_TITLES = {"accuracy": "word accuracy", "one_minus_ned": "1-NED", "cer": "CER", "accuracy_ci": "accuracy (ci)",
@@ -315,6 +316,15 @@ def write_report(study_dir: str | Path, out_dir: str | Path | None = None, plots
         from cllstr.study.plots import plot_study
 
         summary["files"] += [str(p) for p in plot_study(res, built, out / "plots")]
+    groupings = grouping_counts(study_dir, res)
+    if groupings:
+        md += ["## Learned groupings", "", "Final task-to-head grouping of each run (last validation of "
+               "`grouping.jsonl`; heads are interchangeable), counted over seeds.", "",
+               "| Model | Training data | Grouping | Runs |", "|---|---|---|---:|"]
+        md += [f"| {m} | {row} | `{g}` | {n} |" for (m, row), counts in groupings.items()
+               for g, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        md.append("")
+        summary["groupings"] = {f"{m} | {row}": counts for (m, row), counts in groupings.items()}
     failed = [r for r in res.runs if r["state"] != "done"]
     if failed:
         md += ["## Unfinished runs", "", *[f"- {r['hash']}: {r['model']} | {r['mixture']} | seed {r['seed']} "
@@ -323,6 +333,22 @@ def write_report(study_dir: str | Path, out_dir: str | Path | None = None, plots
     atomic_write_json(out / "summary.json", summary)
     summary["files"] += [str(out / "report.md"), str(out / "summary.json")]
     return summary
+
+
+def grouping_counts(study_dir: str | Path, res: StudyResults) -> dict[tuple[str, str], dict[str, int]]:
+    """``(model, row)`` to how many finished runs ended with each grouping (rows of grouped runs only)."""
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for r in res.runs:
+        path = Path(study_dir) / "runs" / r["hash"] / "grouping.jsonl"
+        if r["state"] != "done" or not r.get("report", True) or not path.is_file():
+            continue
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if lines:
+            g = json.loads(lines[-1]).get("grouping")
+            if g:
+                counts = out.setdefault((r["model"], r["row"]), {})
+                counts[g] = counts.get(g, 0) + 1
+    return out
 
 
 def _slug(s: str) -> str:
