@@ -16,25 +16,48 @@ export CUDA_HOME TORCH_CUDA_ARCH_LIST MAX_JOBS
 NATIVE_SOURCES := $(shell find csrc/ops csrc/dali csrc/cllstr.cpp -name '*.cpp' -o -name '*.cc' -o -name '*.cu' -o -name '*.h' 2>/dev/null)
 DEMO_DIR ?= demo
 
-.PHONY: help fonts venv build test pytest ctest coverage demo bench lint clean
+.PHONY: help fonts fonts-full venv build test pytest ctest coverage demo bench lint clean
 
 help:
 	@echo "make demo | make test | make build | make bench | make lint | make clean"
 
-# System packages: Debian's Noto fonts for the synthetic engine, fontconfig and libraqm for Pillow's text shaping,
-# cmake for the C++ tests. Installed with apt-get when run as root; otherwise one line says what to install (and the
-# tests that need them say so too).
+# System packages: Debian fonts for the synthetic engine (the font catalogue of cllstr/synth/catalog.py), fontconfig
+# and libraqm for Pillow's text shaping, cmake for the C++ tests. `make fonts` installs the small font set (the Noto
+# faces plus one or two families per script), `make fonts-full` every catalogue family (~80 packages). Installed with
+# apt-get when run as root; otherwise one line says what to install (and the tests that need them say so too). The
+# lists must equal `cllstr synth fonts --packages --font-set small|full` (tests/test_synth_catalog.py checks it).
+FONTS_SMALL := fonts-dejavu-core fonts-freefont-ttf fonts-ipafont-gothic fonts-kacst-one fonts-liberation2 \
+	fonts-lohit-beng-bengali fonts-lohit-deva fonts-nanum fonts-noto-cjk fonts-noto-core fonts-wqy-microhei
+FONTS_FULL := $(FONTS_SMALL) fonts-alee fonts-arabeyes fonts-arphic-gbsn00lp fonts-arphic-gkai00mp \
+	fonts-arphic-ukai fonts-arphic-uming fonts-baekmuk fonts-beng-extra fonts-cantarell fonts-comfortaa \
+	fonts-crosextra-caladea fonts-crosextra-carlito fonts-deva-extra fonts-droid-fallback fonts-ebgaramond \
+	fonts-farsiweb fonts-femkeklaver fonts-gargi fonts-go fonts-hanazono fonts-hosny-amiri fonts-hosny-thabit \
+	fonts-ipaexfont-gothic fonts-ipaexfont-mincho fonts-ipafont-mincho fonts-junicode fonts-kacst fonts-kalapi \
+	fonts-konatu fonts-kouzan-mouhitsu fonts-lato fonts-league-spartan fonts-lemonada fonts-lexi-gulim \
+	fonts-lexi-saebom fonts-linuxlibertine fonts-lobster fonts-lohit-beng-assamese fonts-lohit-deva-marathi \
+	fonts-lohit-deva-nepali fonts-motoya-l-cedar fonts-motoya-l-maruberi fonts-mplus fonts-nakula fonts-nanum-extra \
+	fonts-open-sans fonts-oxygen fonts-quicksand fonts-roboto-unhinted fonts-sahadeva fonts-samyak-deva fonts-sarai \
+	fonts-sawarabi-gothic fonts-sawarabi-mincho fonts-seto fonts-sil-andika fonts-sil-gentium fonts-sil-harmattan \
+	fonts-sil-lateef fonts-sil-scheherazade fonts-texgyre fonts-umeplus fonts-unfonts-core fonts-unfonts-extra \
+	fonts-urw-base35 fonts-vlgothic fonts-wqy-zenhei
+# Font packages are checked with dpkg-query where it exists (Debian); elsewhere by the Noto families fontconfig knows.
 SYS_PACKAGES_CHECK = missing=""; \
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
 	command -v fc-list >/dev/null 2>&1 || missing="$$missing fontconfig"; \
-	fc-list 2>/dev/null | grep -q "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
-	fc-list 2>/dev/null | grep -q "NotoSansBengali" || missing="$$missing fonts-noto-core"; \
+	if command -v dpkg-query >/dev/null 2>&1; then \
+		for p in $(FONT_PACKAGES); do \
+			dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+		done; \
+	else \
+		fc-list 2>/dev/null | grep -q "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
+		fc-list 2>/dev/null | grep -q "NotoSansBengali" || missing="$$missing fonts-noto-core"; \
+	fi; \
 	{ ldconfig -p 2>/dev/null | grep -q "libraqm"; } || missing="$$missing libraqm0"
 
-fonts:
+define INSTALL_SYS_PACKAGES
 	@$(SYS_PACKAGES_CHECK); \
 	if [ -z "$$missing" ]; then \
-		echo "system packages found (Noto fonts, fontconfig, libraqm, cmake)"; \
+		echo "system packages found ($(FONT_SET_NAME) font set, fontconfig, libraqm, cmake)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing Debian packages:$$missing"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -42,6 +65,17 @@ fonts:
 	else \
 		echo "missing Debian packages:$$missing; install them with: sudo apt-get install$$missing"; \
 	fi
+endef
+
+fonts: FONT_PACKAGES = $(FONTS_SMALL)
+fonts: FONT_SET_NAME = small
+fonts:
+	$(INSTALL_SYS_PACKAGES)
+
+fonts-full: FONT_PACKAGES = $(FONTS_FULL)
+fonts-full: FONT_SET_NAME = full
+fonts-full:
+	$(INSTALL_SYS_PACKAGES)
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)

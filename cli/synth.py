@@ -26,18 +26,33 @@ Profile = Annotated[str | None, typer.Option("--profile", "-p", help="Dataset pr
 Scale = Annotated[float, typer.Option("--scale", help="Profile size factor (0.01 CI, 0.1 default, 1.0 full).")]
 Scripts = Annotated[str | None, typer.Option("--scripts", "-s", help="Comma-separated scripts, e.g. KOR,LAT.")]
 Count = Annotated[int, typer.Option("--n", "-n", help="Samples for --scripts mode.")]
-Style = Annotated[str, typer.Option("--style", help="Appearance style for --scripts mode (real, synthmlt, clean).")]
+Style = Annotated[
+    str | None,
+    typer.Option("--style", help="Appearance style (real, synthmlt, clean, realistic); with --profile it replaces "
+                 "the style of the MLT19-like sets (default: real)."),
+]
+StyleSet = Annotated[
+    str | None,
+    typer.Option("--style-set", help="Override style fields, ';'-separated: 'occlusion_prob=0;jpeg_quality=30:60'."),
+]
+FontSet = Annotated[
+    str,
+    typer.Option("--font-set", help="Catalogue fonts: noto (the registry's Noto faces), small (`make fonts`), full "
+                 "(`make fonts-full`), none (only --font-dir). Uninstalled families are skipped."),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Base seed; sample i depends only on (seed, i).")]
 Workers = Annotated[int | None, typer.Option("--workers", "-j", help="Processes (default: all cores).")]
 Chunk = Annotated[int, typer.Option("--chunk", help="Samples per worker task.")]
 Format = Annotated[str, typer.Option("--format", help="Stored image format: jpeg or png.")]
-FontDir = Annotated[Path | None, typer.Option("--font-dir", help="Use the fonts of this folder, not fontconfig.")]
+FontDir = Annotated[
+    Path | None, typer.Option("--font-dir", help="Folder of extra fonts, mixed into the font set as more families.")
+]
 BgDir = Annotated[Path | None, typer.Option("--bg-dir", help="Folder of background images to crop from.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace finished LMDBs that differ from the request.")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
 
 
-def _specs(profile: str | None, scale: float, scripts: str | None, n: int, style: str, seed: int):
+def _specs(profile: str | None, scale: float, scripts: str | None, n: int, style: str | None, seed: int):
     from cllstr.scripts import get_script
     from cllstr.synth.profiles import DatasetSpec, get_profile
     from cllstr.synth.styles import get_style
@@ -45,15 +60,16 @@ def _specs(profile: str | None, scale: float, scripts: str | None, n: int, style
     if (profile is None) == (scripts is None):
         usage("pass exactly one of --profile (e.g. mlt19-mini) or --scripts (e.g. KOR,LAT)")
     try:
+        if style is not None:
+            get_style(style)
         if profile is not None:
-            return get_profile(profile)(scale=scale, seed=seed)
+            return get_profile(profile)(scale=scale, seed=seed, **({"style": style} if style else {}))
         names = tuple(get_script(s).name for s in scripts.split(",") if s.strip())
         if not names:
             usage("--scripts is empty")
         if n < 1:
             usage(f"must be >= 1, got {n}", "--n")
-        get_style(style)
-        return [DatasetSpec("", names, style, n, seed, {"scripts_mode": True})]
+        return [DatasetSpec("", names, style or "real", n, seed, {"scripts_mode": True})]
     except (KeyError, ValueError) as e:
         usage(one_line(e))
 
@@ -64,7 +80,9 @@ def run(
     scale: Scale = 0.1,
     scripts: Scripts = None,
     n: Count = 1000,
-    style: Style = "real",
+    style: Style = None,
+    style_set: StyleSet = None,
+    font_set: FontSet = "full",
     seed: Seed = 0,
     workers: Workers = None,
     chunk: Chunk = 32,
@@ -90,9 +108,13 @@ def run(
             image_format=image_format,
             font_dir=str(font_dir) if font_dir else None,
             bg_dir=str(bg_dir) if bg_dir else None,
+            font_set=font_set,
+            style_set=style_set,
             overwrite=overwrite,
             progress=not no_progress,
         )
+    except KeyError as e:
+        usage(one_line(e))
     except (RaqmMissingError, FontNotFoundError, FileExistsError, FileNotFoundError, ValueError) as e:
         fail(one_line(e))
     written = sum(r.written for r in results)
@@ -112,7 +134,9 @@ def synth(
     scale: Scale = 0.1,
     scripts: Scripts = None,
     n: Count = 1000,
-    style: Style = "real",
+    style: Style = None,
+    style_set: StyleSet = None,
+    font_set: FontSet = "full",
     seed: Seed = 0,
     workers: Workers = None,
     chunk: Chunk = 32,
@@ -132,6 +156,8 @@ def synth(
         scripts,
         n,
         style,
+        style_set,
+        font_set,
         seed,
         workers,
         chunk,
@@ -187,19 +213,28 @@ def fonts(
     scripts: Annotated[
         str, typer.Option("--scripts", "-s", help="Comma-separated scripts.")
     ] = "ARA,BEN,CHI,HIN,JPN,KOR,LAT",
+    font_set: FontSet = "full",
     font_dir: FontDir = None,
+    packages: Annotated[bool, typer.Option("--packages", help="Only print the Debian packages of --font-set.")] = False,
 ) -> None:
-    """List the font faces (file and .ttc face index) the renderer uses per script."""
+    """Per script: the font families and faces that passed the checks (coverage, ink, shaping), rejected faces and
+    uninstalled families of the set."""
     from cllstr.scripts import get_script
-    from cllstr.synth.fonts import FontNotFoundError, find_fonts
-    from cllstr.synth.words import vocabulary
+    from cllstr.synth import catalog
+    from cllstr.synth.fonts import FontNotFoundError
+    from cllstr.synth.fontset import describe, resolve_fonts
 
-    for s in scripts.split(","):
-        script = get_script(s)
+    try:
+        names = [get_script(s).name for s in scripts.split(",") if s.strip()]
+        if font_set != "none":
+            catalog.get_font_set(font_set)
+    except KeyError as e:
+        usage(one_line(e))
+    if packages:
+        typer.echo(" ".join(catalog.packages(font_set, tuple(names))))
+        return
+    for name in names:
         try:
-            faces = find_fonts(
-                script, str(font_dir) if font_dir else None, probe="".join(vocabulary(script.name)[:300])
-            )
-            typer.echo(f"{script.name}: " + "; ".join(str(f) for f in faces))
-        except FontNotFoundError as e:
-            typer.echo(f"{script.name}: MISSING ({e})")
+            typer.echo("\n".join(describe(resolve_fonts(name, font_set, str(font_dir) if font_dir else None))))
+        except (FontNotFoundError, ValueError) as e:
+            typer.echo(f"{name}: MISSING ({one_line(e)})")

@@ -110,6 +110,21 @@ def _stripes(rng: np.random.Generator, h: int, w: int, color: Color) -> np.ndarr
     return np.where(band, np.asarray(color, np.uint8), c2.astype(np.uint8))
 
 
+def _fractal(rng: np.random.Generator, h: int, w: int, color: Color) -> np.ndarray:
+    # Multi-octave value noise blending two related colours: stains, plaster, stone, foliage-like clutter.
+    c2 = _jitter(rng, color, 80).astype(np.float32)
+    acc = np.zeros((h, w), np.float32)
+    amp, total = 1.0, 0.0
+    for octave in range(4):
+        gh, gw = 2 + 2**octave, 2 + 2**octave * max(1, w // max(h, 1))
+        grid = Image.fromarray(rng.random((gh, gw), dtype=np.float32) * 255).convert("L")
+        acc += amp * np.asarray(grid.resize((w, h), Image.BICUBIC), np.float32) / 255.0
+        total += amp
+        amp *= rng.uniform(0.4, 0.65)
+    t = np.clip((acc / total - 0.5) * rng.uniform(1.5, 3.0) + 0.5, 0, 1)[..., None]
+    return (np.asarray(color, np.float32) * (1 - t) + c2 * t).astype(np.uint8)
+
+
 #: Procedural backgrounds by name: ``fn(rng, h, w, base_color) -> (h, w, 3) uint8``.
 BACKGROUNDS: dict[str, Background] = {
     "flat": _flat,
@@ -117,6 +132,7 @@ BACKGROUNDS: dict[str, Background] = {
     "texture": _texture,
     "noise": _noise,
     "stripes": _stripes,
+    "fractal": _fractal,
 }
 
 

@@ -9,6 +9,7 @@ used per language (``Noto Sans CJK`` holds JP/KR/SC/TC/HK faces in one file). Co
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
 import unicodedata
@@ -87,32 +88,41 @@ def require_raqm() -> None:
         )
 
 
-def _run_fc_list(pattern: str) -> list[str]:
+def _run_fc_list(pattern: str = "") -> list[str]:
     exe = shutil.which("fc-list")
     if exe is None:
         return []
     fmt = "%{file}\\t%{index}\\t%{family}\\t%{style}\\n"
     try:
-        out = subprocess.run([exe, "--format", fmt, pattern], capture_output=True, text=True, timeout=30, check=False)
+        args = [exe, "--format", fmt] + ([pattern] if pattern else [])
+        out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
-@functools.lru_cache(maxsize=64)
-def fontconfig_faces(family: str) -> tuple[FontFace, ...]:
-    """All faces fontconfig knows for exactly ``family`` (``fc-list "Noto Sans CJK KR"``), sorted, deduplicated."""
-    faces = set()
-    for line in _run_fc_list(family):
+def _unescape(name: str) -> str:
+    return re.sub(r"\\(.)", r"\1", name)
+
+
+@functools.lru_cache(maxsize=1)
+def _fontconfig_index() -> dict[str, tuple[FontFace, ...]]:
+    """Every face fontconfig knows, by each of its family names (one ``fc-list`` call per process)."""
+    index: dict[str, set[FontFace]] = {}
+    for line in _run_fc_list():
         parts = line.split("\t")
         if len(parts) < 4 or not parts[0].lower().endswith(FONT_SUFFIXES):
             continue
-        families = [f.strip() for f in parts[2].split(",")]
-        if family not in families:
-            continue
-        style = parts[3].split(",")[0].strip() or "Regular"
-        faces.add(FontFace(parts[0], int(parts[1] or 0), family, style))
-    return tuple(sorted(faces, key=lambda f: (f.path, f.index)))
+        # fc-list escapes '-', ',' and ':' in names with a backslash ("Oxygen\\-Sans"): split on bare commas only.
+        style = _unescape(re.split(r"(?<!\\),", parts[3])[0]).strip() or "Regular"
+        for family in {_unescape(f).strip() for f in re.split(r"(?<!\\),", parts[2]) if f.strip()}:
+            index.setdefault(family, set()).add(FontFace(parts[0], int(parts[1] or 0), family, style))
+    return {k: tuple(sorted(v, key=lambda f: (f.path, f.index))) for k, v in index.items()}
+
+
+def fontconfig_faces(family: str) -> tuple[FontFace, ...]:
+    """All faces fontconfig knows for exactly ``family`` (one of a face's family names), sorted, deduplicated."""
+    return _fontconfig_index().get(family, ())
 
 
 def _face_names(path: Path) -> list[tuple[int, str, str]]:
@@ -157,12 +167,13 @@ def scan_font_dir(font_dir: str) -> tuple[FontFace, ...]:
 
 @functools.lru_cache(maxsize=256)
 def face_cmap(path: str, index: int = 0) -> frozenset[int]:
-    """Code points the face maps to a glyph (its best Unicode cmap)."""
+    """Code points the face maps to a real glyph (its best Unicode cmap, ``.notdef`` entries left out)."""
     from fontTools.ttLib import TTFont
 
     with TTFont(path, fontNumber=index, lazy=True) as font:
         cmap = font.getBestCmap() or {}
-    return frozenset(cmap)
+    # A code point mapped to .notdef draws the tofu box: it is not covered.
+    return frozenset(cp for cp, glyph in cmap.items() if glyph != ".notdef")
 
 
 def _needs_glyph(ch: str) -> bool:

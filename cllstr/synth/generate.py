@@ -25,8 +25,10 @@ from rich.text import Text
 
 from cllstr.interrupt import StopRequest
 from cllstr.synth.appearance import encode_image
+from cllstr.synth.fontset import resolve_fonts
 from cllstr.synth.profiles import DatasetSpec
 from cllstr.synth.render import Renderer
+from cllstr.synth.styles import get_style, with_overrides
 
 __all__ = ["RenderConfig", "JobResult", "generate", "render_chunk", "dataset_status"]
 
@@ -43,6 +45,8 @@ class RenderConfig:
     font_dir: str | None = None
     bg_dir: str | None = None
     image_format: str = "jpeg"
+    font_set: str = "full"
+    style_set: str | None = None
 
 
 @dataclass
@@ -73,7 +77,10 @@ _RENDERERS: dict[RenderConfig, Renderer] = {}
 def _renderer(cfg: RenderConfig) -> Renderer:
     r = _RENDERERS.get(cfg)
     if r is None:
-        r = _RENDERERS[cfg] = Renderer(cfg.scripts, cfg.style, seed=cfg.seed, font_dir=cfg.font_dir, bg_dir=cfg.bg_dir)
+        style = with_overrides(get_style(cfg.style), cfg.style_set)
+        r = _RENDERERS[cfg] = Renderer(
+            cfg.scripts, style, seed=cfg.seed, font_set=cfg.font_set, font_dir=cfg.font_dir, bg_dir=cfg.bg_dir
+        )
     return r
 
 
@@ -89,8 +96,12 @@ def render_chunk(task: tuple[int, RenderConfig, int, int]) -> tuple[int, list[tu
     return job, out, sum(r.skipped.values()) - before
 
 
-def dataset_status(path: Path, spec: DatasetSpec) -> str:
-    """``"absent"``, ``"complete"`` (a finished LMDB of this spec) or ``"mismatch"`` (a different finished LMDB)."""
+def dataset_status(path: Path, spec: DatasetSpec, font_set: str = "full", style_set: str | None = None) -> str:
+    """``"absent"``, ``"complete"`` (a finished LMDB of this spec) or ``"mismatch"`` (a different finished LMDB).
+
+    The font set and style overrides are compared when the LMDB records them (LMDBs written before they existed
+    count as matching).
+    """
     from cllstr.data.store.format import is_lmdb_dir
     from cllstr.data.store.reader import LmdbReader
 
@@ -102,6 +113,7 @@ def dataset_status(path: Path, spec: DatasetSpec) -> str:
     try:
         synth = reader.meta.get("synth", {})
         same = synth.get("seed") == spec.seed and synth.get("style") == spec.style and len(reader) == spec.size
+        same = same and synth.get("font_set", font_set) == font_set and synth.get("style_set") in (None, style_set)
     finally:
         reader.close()
     return "complete" if same else "mismatch"
@@ -137,6 +149,8 @@ def generate(
     image_format: str = "jpeg",
     font_dir: str | None = None,
     bg_dir: str | None = None,
+    font_set: str = "full",
+    style_set: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
     writer_factory: WriterFactory | None = None,
@@ -153,8 +167,10 @@ def generate(
         workers: Processes; default ``os.cpu_count()``; ``<= 1`` renders in this process.
         chunk: Samples per task.
         image_format: ``jpeg`` or ``png``.
-        font_dir: Fonts folder instead of fontconfig.
+        font_dir: Folder of user fonts, mixed into the font set as more families.
         bg_dir: Background images folder.
+        font_set: Catalogue font set (``noto``, ``small``, ``full``, ``none``), see :mod:`cllstr.synth.catalog`.
+        style_set: Style field overrides (``"occlusion_prob=0;jpeg_quality=30:60"``), see ``with_overrides``.
         overwrite: Replace finished datasets whose spec differs.
         progress: Show a rich progress bar with images/s.
         writer_factory: ``LmdbWriter``-compatible class (default ``cllstr.data.store.LmdbWriter``).
@@ -171,12 +187,16 @@ def generate(
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     workers = os.cpu_count() or 1 if workers is None else workers
+    for spec in specs:  # bad style names/overrides or fonts fail here, before any LMDB is opened
+        with_overrides(get_style(spec.style), style_set)
+        for name in spec.scripts:
+            resolve_fonts(name, font_set, font_dir)
     root = Path(out_root)
     results = [JobResult(root / s.relpath, s.size) for s in specs]
     todo: list[int] = []
     replace: set[int] = set()
     for j, spec in enumerate(specs):
-        state = dataset_status(results[j].path, spec)
+        state = dataset_status(results[j].path, spec, font_set, style_set)
         if state == "complete":
             results[j].status = "complete"
         elif state == "mismatch" and not overwrite:
@@ -196,18 +216,24 @@ def generate(
         for j in todo:
             spec, res = specs[j], results[j]
             res.path.parent.mkdir(parents=True, exist_ok=True)
+            fonts = {s: [f.name for f in resolve_fonts(s, font_set, font_dir).families] for s in spec.scripts}
             meta = {
                 **spec.meta,
                 "source": "cllstr.synth",
                 "scripts": list(spec.scripts),
                 "script": spec.scripts[0] if len(spec.scripts) == 1 else None,
-                "synth": {"seed": spec.seed, "style": spec.style, "size": spec.size, "format": image_format},
+                "synth": {"seed": spec.seed, "style": spec.style, "size": spec.size, "format": image_format,
+                          "font_set": font_set, "style_set": style_set, "font_families": fonts},
             }
             w = stack.enter_context(writer_factory(res.path, resume=j not in replace, overwrite=overwrite, meta=meta))
             writers[j] = w
             res.resumed_from = min(w.num_samples, spec.size)
             res.status = "resumed" if res.resumed_from else "written"
-            cfg = RenderConfig(tuple(spec.scripts), spec.style, spec.seed, font_dir, bg_dir, image_format)
+            # The checked font set is resolved here, before the pool forks, so workers inherit it instead of
+            # re-running the font checks each.
+            cfg = RenderConfig(
+                tuple(spec.scripts), spec.style, spec.seed, font_dir, bg_dir, image_format, font_set, style_set
+            )
             tasks.extend(_chunks(j, cfg, res.resumed_from, spec.size, chunk))
         remaining = {j: specs[j].size - results[j].resumed_from for j in todo}
         for j in [j for j in todo if remaining[j] == 0]:

@@ -114,13 +114,14 @@ class DatasetSpec:
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-def mlt19_mini(scale: float = 0.1, seed: int = 0, min_size: int = 10) -> list[DatasetSpec]:
+def mlt19_mini(scale: float = 0.1, seed: int = 0, min_size: int = 10, style: str | None = None) -> list[DatasetSpec]:
     """The ``mlt19-mini`` tree: MLT19-like splits in the ``real`` style and SynthMLT pools in the ``synthmlt`` style.
 
     Args:
         scale: Fraction of the paper's sizes (0.01 for CI, 0.1 default, 1.0 full).
         seed: Base seed; each dataset gets :func:`dataset_seed` of it.
         min_size: Floor per dataset so tiny scales still give usable val/eval sets.
+        style: Style of the MLT19-like sets instead of ``real`` (e.g. ``realistic``); SynthMLT stays ``synthmlt``.
 
     Raises:
         ValueError: ``scale`` is not positive or ``min_size`` is negative.
@@ -131,9 +132,9 @@ def mlt19_mini(scale: float = 0.1, seed: int = 0, min_size: int = 10) -> list[Da
         raise ValueError(f"min_size must be >= 0, got {min_size}")
     specs = []
     tables = (
-        ("training", "{L}", MLT19_TRAIN, "real", "MLT19"),
-        ("validation", "{L}", MLT19_VAL, "real", "MLT19"),
-        ("evaluation", "{L}", MLT19_EVAL, "real", "MLT19"),
+        ("training", "{L}", MLT19_TRAIN, style or "real", "MLT19"),
+        ("validation", "{L}", MLT19_VAL, style or "real", "MLT19"),
+        ("evaluation", "{L}", MLT19_EVAL, style or "real", "MLT19"),
         ("training", "SynthMLT_{L}", SYNTHMLT, "synthmlt", "SynthMLT"),
     )
     for split, pattern, table, style, source in tables:

@@ -11,6 +11,7 @@ pre-base vowel signs are formed. Labels stay in logical order (NFC), never visua
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -21,11 +22,16 @@ from PIL import Image, ImageFilter
 
 from cllstr.scripts import Script, get_script
 from cllstr.synth import appearance as ap
-from cllstr.synth.fonts import FontFace, find_fonts, load_font, missing_glyphs, require_raqm
+from cllstr.synth import effects as fx
+from cllstr.synth.fonts import FontFace, load_font, missing_glyphs, require_raqm
+from cllstr.synth.fontset import ScriptFonts, resolve_fonts
 from cllstr.synth.styles import Style, get_style
 from cllstr.synth.words import MixRates, WordSampler
 
-__all__ = ["Sample", "Renderer", "text_mask", "NoCoverableWordError"]
+__all__ = ["Sample", "Renderer", "text_mask", "NoCoverableWordError", "VERTICAL_SCRIPTS"]
+
+#: Scripts whose scene text is sometimes set vertically (``Style.vertical_prob``).
+VERTICAL_SCRIPTS = frozenset({"CHI", "JPN", "KOR"})
 
 
 class NoCoverableWordError(RuntimeError):
@@ -89,6 +95,19 @@ def _outlined(text: str, face: FontFace, size: int, language: str | None, stroke
     return both.crop(box) if box else both
 
 
+def _on(rng: np.random.Generator, prob: float) -> bool:
+    """Draw a switch; a probability of 0 draws nothing, so effects that are off leave the random stream unchanged."""
+    return prob > 0 and rng.random() < prob
+
+
+def _cut_off(arr: np.ndarray, rng: np.random.Generator, oy: int, mh: int, frac: tuple[float, float]) -> np.ndarray:
+    """Crop into the top or the bottom of the text (rows ``oy .. oy + mh``) by a fraction of its height."""
+    cut = max(1, int(round(mh * rng.uniform(*frac))))
+    if rng.random() < 0.5:
+        return arr[oy + cut :]
+    return arr[: oy + mh - cut]
+
+
 def _pick(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
     names = list(weights)
     p = np.asarray([weights[n] for n in names], dtype=np.float64)
@@ -103,7 +122,9 @@ class Renderer:
         style: Style name or :class:`Style`.
         seed: Base seed; sample ``i`` depends only on ``(seed, i)``.
         weights: Relative frequency of each script.
-        font_dir: Folder of fonts to use instead of fontconfig.
+        font_set: Catalogue font set (``noto``, ``small``, ``full``; ``none``: only ``font_dir``), see
+            :mod:`cllstr.synth.catalog`; only installed families that pass the font checks are used.
+        font_dir: Folder of user fonts, mixed in as more families.
         bg_dir: Folder of background images; crops replace procedural backgrounds with ``bg_image_prob``.
         bg_image_prob: Probability of an image background when ``bg_dir`` is given.
         rates: Word mixing rates.
@@ -122,6 +143,7 @@ class Renderer:
         *,
         seed: int = 0,
         weights: Sequence[float] | None = None,
+        font_set: str = "full",
         font_dir: str | None = None,
         bg_dir: str | None = None,
         bg_image_prob: float = 0.5,
@@ -142,10 +164,16 @@ class Renderer:
         if w.shape != (len(names),) or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"weights {weights} must be {len(names)} non-negative numbers with a positive sum")
         self._script_cdf = np.cumsum(w / w.sum())
+        self.font_set = font_set
         self.font_dir = font_dir
         self.backgrounds = ap.ImageBackgrounds(bg_dir) if bg_dir else None
         self.bg_image_prob = bg_image_prob
-        self.rates = rates or MixRates()
+        rates = rates or MixRates()
+        st = self.style
+        if st.multiword_prob or st.digit_heavy_prob:
+            rates = dataclasses.replace(rates, multiword=max(rates.multiword, st.multiword_prob),
+                                        digit_heavy=max(rates.digit_heavy, st.digit_heavy_prob))
+        self.rates = rates
         self.words = {
             get_script(k).name: [unicodedata.normalize("NFC", x) for x in v] for k, v in (words or {}).items()
         }
@@ -153,17 +181,10 @@ class Renderer:
         self.skipped: Counter[str] = Counter()
         self.missing: Counter[str] = Counter()
         self._samplers: dict[str, WordSampler] = {}
-        self._faces: dict[str, dict[tuple[bool, bool], list[FontFace]]] = {}
 
-    def faces(self, script: Script) -> dict[tuple[bool, bool], list[FontFace]]:
-        """The script's faces grouped by ``(serif, bold)``, found once per process."""
-        if script.name not in self._faces:
-            probe = "".join(self.words.get(script.name) or self._sampler(script).words[:300])
-            groups: dict[tuple[bool, bool], list[FontFace]] = {}
-            for f in find_fonts(script, self.font_dir, probe=probe):
-                groups.setdefault((f.serif, f.bold), []).append(f)
-            self._faces[script.name] = groups
-        return self._faces[script.name]
+    def faces(self, script: Script) -> ScriptFonts:
+        """The script's checked font families (found and checked once per process, see :func:`resolve_fonts`)."""
+        return resolve_fonts(script.name, self.font_set, self.font_dir)
 
     def _sampler(self, script: Script) -> WordSampler:
         if script.name not in self._samplers:
@@ -177,14 +198,7 @@ class Renderer:
         return self._sampler(script).sample(rng)
 
     def _face(self, script: Script, rng: np.random.Generator) -> FontFace:
-        groups = self.faces(script)
-        serif = rng.random() < self.style.serif_prob
-        bold = rng.random() < self.style.bold_prob
-        for key in ((serif, bold), (serif, not bold), (not serif, bold), (not serif, not bold)):
-            if key in groups:
-                g = groups[key]
-                return g[int(rng.integers(0, len(g)))]
-        raise AssertionError("find_fonts returned no face")  # find_fonts raises before this can happen
+        return self.faces(script).pick(rng, self.style.serif_prob, self.style.bold_prob)
 
     def rng(self, index: int) -> np.random.Generator:
         """The generator of sample ``index`` (a pure function of ``(seed, index)``)."""
@@ -217,15 +231,25 @@ class Renderer:
         )
 
     def render(self, text: str, script: Script, face: FontFace, rng: np.random.Generator) -> tuple[Image.Image, int]:
-        """Draw ``text`` with ``face`` in this renderer's style; returns the RGB crop and its JPEG quality."""
+        """Draw ``text`` with ``face`` in this renderer's style; returns the RGB crop and its JPEG quality.
+
+        Realism steps (colour from the background, lighting, occlusion, cut-offs, pixelation, motion/defocus blur,
+        sensor noise, vertical text) draw from ``rng`` only when the style switches them on, so a style without them
+        renders exactly as before they existed.
+        """
         st = self.style
         out_h = int(rng.integers(st.height[0], st.height[1] + 1))
         scale = rng.uniform(*st.lowres_factor) if rng.random() < st.lowres_prob else 1.0
         size = max(8, int(round(out_h * rng.uniform(0.8, 1.0) * scale)))
         lang = script.fontconfig_lang
         stroke = max(1, int(round(size * rng.uniform(*st.outline_width)))) if rng.random() < st.outline_prob else 0
+        vertical = _on(rng, st.vertical_prob) if script.name in VERTICAL_SCRIPTS else False
 
-        ink = _outlined(text, face, size, lang, stroke) if stroke else text_mask(text, face, size, lang, 0)
+        if vertical:
+            stroke = 0
+            ink = fx.vertical_mask([text_mask(ch, face, size, lang) for ch in text if not ch.isspace()])
+        else:
+            ink = _outlined(text, face, size, lang, stroke) if stroke else text_mask(text, face, size, lang, 0)
         ink = self._geometry(ink, rng, size)
         masks = [np.asarray(b) for b in ink.split()]
         body = masks[-1]
@@ -245,10 +269,15 @@ class Renderer:
             bg = tuple(int(v) for v in rng.integers(215, 256, 3))
         else:
             fg, bg = ap.pick_colors(rng, *st.contrast)
+        if _on(rng, st.muted_prob):
+            bg = fx.mute(bg, rng.uniform(0.3, 0.9))
+            fg = ap.contrasting_color(rng, bg, *st.contrast)
         if self.backgrounds is not None and rng.random() < self.bg_image_prob:
             background = self.backgrounds(rng, ch, cw, bg)
         else:
             background = ap.make_background(_pick(rng, st.backgrounds), rng, ch, cw, bg)
+        if _on(rng, st.color_from_bg_prob):
+            fg = fx.color_from_background(rng, background, *st.contrast)
 
         def placed(mask: np.ndarray, dx: int = 0, dy: int = 0) -> np.ndarray:
             full = np.zeros((ch, cw), np.uint8)
@@ -266,16 +295,41 @@ class Renderer:
             layers.append((placed(masks[0]), fg))
         else:
             layers.append((placed(body), fg))
-        img = Image.fromarray(ap.compose(background, layers))
+        arr = self._scene(ap.compose(background, layers), rng, (ox, oy, ox + mw, oy + mh), fg, bg)
+        if _on(rng, st.cutoff_prob):
+            arr = _cut_off(arr, rng, oy, mh, st.cutoff_frac)
+        img = Image.fromarray(arr)
 
-        out_w = max(1, int(round(cw * out_h / ch)))
+        out_w = max(1, int(round(img.width * out_h / img.height)))
         img = img.resize((out_w, out_h), Image.BILINEAR)
+        if _on(rng, st.pixelate_prob):
+            img = fx.pixelate(img, rng.uniform(*st.pixelate_factor))
         if rng.random() < st.blur_prob:
             img = ap.blur(img, rng.uniform(*st.blur_radius))
+        if _on(rng, st.motion_blur_prob):
+            img = Image.fromarray(fx.motion_blur(np.asarray(img), rng, rng.uniform(*st.motion_blur_len)))
+        if _on(rng, st.defocus_prob):
+            img = Image.fromarray(fx.defocus(np.asarray(img), rng.uniform(*st.defocus_radius)))
         if rng.random() < st.noise_prob:
             img = Image.fromarray(ap.add_noise(np.asarray(img), rng, rng.uniform(*st.noise_sigma)))
+        if _on(rng, st.sensor_noise_prob):
+            img = Image.fromarray(fx.sensor_noise(np.asarray(img), rng, rng.uniform(*st.sensor_noise_sigma)))
         quality = int(rng.integers(st.jpeg_quality[0], st.jpeg_quality[1] + 1))
         return img, quality
+
+    def _scene(
+        self, arr: np.ndarray, rng: np.random.Generator, box: tuple[int, int, int, int], fg: ap.Color, bg: ap.Color
+    ) -> np.ndarray:
+        """Occlusion, lighting and cast shadow on the composed crop (before resizing); ``box`` is the text box."""
+        st = self.style
+        if _on(rng, st.occlusion_prob):
+            color = fg if rng.random() < 0.3 else ap.contrasting_color(rng, fg, 1.5)
+            arr = fx.occlude(arr, rng, box, rng.uniform(*st.occlusion_frac), color)
+        if _on(rng, st.lighting_prob):
+            arr = fx.lighting(arr, rng, rng.uniform(*st.lighting_strength))
+        if _on(rng, st.cast_shadow_prob):
+            arr = fx.cast_shadow(arr, rng, rng.uniform(*st.cast_shadow_darkness))
+        return arr
 
     def _geometry(self, ink: Image.Image, rng: np.random.Generator, size: int) -> Image.Image:
         st = self.style

@@ -65,6 +65,9 @@ class MixRates:
         title: Cased scripts: the word is title-cased.
         join: Scripts with ``join_words``: two dictionary words are concatenated.
         zipf_alpha: Exponent of the rank-based sampling law ``p(rank) ~ (rank + 10) ** -alpha``.
+        multiword: The label is two words separated by a space (``join_words`` scripts: concatenated).
+        digit_heavy: The label is a digit/punctuation-heavy string: price, date, phone, time range, percentage,
+            code, or a word with a number (``Gate 12``).
     """
 
     number: float = 0.06
@@ -74,6 +77,8 @@ class MixRates:
     title: float = 0.3
     join: float = 0.35
     zipf_alpha: float = 0.6
+    multiword: float = 0.0
+    digit_heavy: float = 0.0
 
 
 @functools.lru_cache(maxsize=32)
@@ -141,6 +146,11 @@ class WordSampler:
         w = (np.arange(len(self.words), dtype=np.float64) + 10.0) ** -self.rates.zipf_alpha
         self._cdf = np.cumsum(w / w.sum())
 
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Sampling probability of each vocabulary word (``(len(words),)``, sums to 1)."""
+        return np.diff(self._cdf, prepend=0.0)
+
     def _word(self, rng: np.random.Generator) -> str:
         i = int(np.searchsorted(self._cdf, rng.random(), side="right"))
         return self.words[min(i, len(self.words) - 1)]
@@ -163,9 +173,42 @@ class WordSampler:
             return f"{self._digits(rng, int(rng.integers(2, 5)))}-{self._digits(rng, 4)}"
         return f"{self._digits(rng, 2)}:{self._digits(rng, 2)}"
 
+    def _digit_heavy(self, rng: np.random.Generator) -> str:
+        d = self._digits
+        kind = int(rng.integers(0, 7))
+        if kind == 0:
+            cur = "$€£¥" if self.rules.cased else "$"
+            c = cur[int(rng.integers(0, len(cur)))]
+            price = f"{d(rng, int(rng.integers(1, 4)))}{'.,'[int(rng.integers(0, 2))]}{d(rng, 2)}"
+            return c + price if rng.random() < 0.6 else price + c
+        if kind == 1:
+            sep = "/.-"[int(rng.integers(0, 3))]
+            return sep.join((d(rng, 2), d(rng, 2), d(rng, int(rng.choice([2, 4])))))
+        if kind == 2:
+            return f"+{d(rng, 2)} {d(rng, int(rng.integers(2, 4)))} {d(rng, int(rng.integers(4, 7)))}"
+        if kind == 3:
+            return f"{d(rng, 2)}:{d(rng, 2)}-{d(rng, 2)}:{d(rng, 2)}"
+        if kind == 4:
+            return f"{'-' if rng.random() < 0.4 else ''}{d(rng, int(rng.integers(1, 3)))}%"
+        if kind == 5:
+            if self.rules.cased:
+                letters = "".join(chr(65 + int(k)) for k in rng.integers(0, 26, int(rng.integers(1, 3))))
+                return f"{letters}{d(rng, int(rng.integers(1, 4)))}-{d(rng, int(rng.integers(1, 3)))}"
+            return f"#{d(rng, int(rng.integers(2, 5)))}-{d(rng, int(rng.integers(1, 3)))}"
+        word = self._word(rng)
+        num = d(rng, int(rng.integers(1, 4)))
+        sep = "" if self.rules.join_words else " "
+        return f"{word}{sep}{num}" if rng.random() < 0.7 else f"{num}{sep}{word}"
+
     def sample(self, rng: np.random.Generator) -> str:
         """One NFC label drawn from ``rng``."""
         r, rules = self.rates, self.rules
+        if r.digit_heavy > 0 and rng.random() < r.digit_heavy:
+            return unicodedata.normalize("NFC", self._digit_heavy(rng))
+        if r.multiword > 0 and rng.random() < r.multiword:
+            sep = "" if rules.join_words else " "
+            text = self._word(rng) + sep + self._word(rng)
+            return unicodedata.normalize("NFC", text if len(text) <= self.max_len else self._word(rng))
         if rng.random() < r.number:
             text = self._number(rng)
         else:
