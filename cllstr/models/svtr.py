@@ -5,10 +5,12 @@ a learned position embedding, stage 1 (3 blocks, 64-d), a 3x3 stride-(2,1) mergi
 stage 2 (6 blocks, 128-d), merging to 2x25, stage 3 (3 blocks, 256-d), and a last merging conv to a 1x25 row of
 ``out_dim``-d features (512 in CLL-STR) followed by the CTC classifier: logits ``(B, 25, K)``.
 
-Local mixing is multi-head self-attention restricted to a 7x11 window around each token (a boolean mask, built
-once per grid size, as in PaddleOCR's ``rec_svtrnet.py``); Global mixing is unrestricted attention. Blocks are
-pre-norm (LayerNorm eps 1e-6) with a 4x GELU MLP and stochastic depth rising linearly to 0.1. Attention runs
-through ``F.scaled_dot_product_attention`` so that fused CPU/GPU kernels are used and the model exports.
+Local mixing is multi-head self-attention restricted to a 7x11 window around each token, truncated at the grid
+borders. It runs the native :func:`cllstr.ops.svtr_local_attention` kernels, which visit only the window; without
+them (no build, or tracing for ONNX/TorchScript) it is full attention with a boolean mask, as in PaddleOCR's
+``rec_svtrnet.py`` — the same result. Global mixing is unrestricted attention. Blocks are pre-norm (LayerNorm eps
+1e-6) with a 4x GELU MLP and stochastic depth rising linearly to 0.1. Masked and global attention run through
+``F.scaled_dot_product_attention`` so that fused CPU/GPU kernels are used and the model exports.
 The merging LayerNorms use eps 1e-6 too; CLL-STR's use PyTorch's default 1e-5 (``merge_eps=1e-5`` reproduces it,
 which :mod:`cllstr.interop` sets for imported checkpoints).
 """
@@ -16,23 +18,16 @@ which :mod:`cllstr.interop` sets for imported checkpoints).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cllstr.models.registry import register_model
+from cllstr.ops.svtr_local_attention import local_window_mask, svtr_local_attention, use_native
 
 __all__ = ["SVTR", "SVTRFeatureExtractor", "local_window_mask", "svtr_tiny", "svtr_small", "svtr_base"]
-
-
-def local_window_mask(h: int, w: int, kh: int, kw: int) -> torch.Tensor:
-    """Boolean ``(h*w, h*w)`` mask, True where key token lies in the ``kh x kw`` window centred on the query."""
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    ys, xs = ys.flatten(), xs.flatten()
-    dy = (ys[None, :] - ys[:, None]).abs()
-    dx = (xs[None, :] - xs[:, None]).abs()
-    return (dy <= kh // 2) & (dx <= kw // 2)
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -43,14 +38,28 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep / (1.0 - p)
 
 
-class Mixer(nn.Module):
-    """Multi-head self-attention over tokens ``(B, N, C)``, global or masked to a local window."""
+LocalBackend = Literal["auto", "native", "reference"]
 
-    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], local: tuple[int, int] | None) -> None:
+
+class Mixer(nn.Module):
+    """Multi-head self-attention over tokens ``(B, N, C)``, global or restricted to a local window.
+
+    ``backend`` chooses the Local path: ``"auto"`` the native windowed kernel when it is built for the device (and
+    not while tracing for ONNX/TorchScript), else masked attention; ``"native"`` insists on the kernel;
+    ``"reference"`` always masked attention (today's path, e.g. for comparisons). No weights depend on it.
+    """
+
+    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], local: tuple[int, int] | None,
+                 backend: LocalBackend = "auto") -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        if backend not in ("auto", "native", "reference"):
+            raise ValueError(f"local attention backend must be 'auto', 'native' or 'reference', got {backend!r}")
         self.num_heads = num_heads
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.local = None if local is None else (int(local[0]), int(local[1]))
+        self.backend = backend
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
         mask = None if local is None else local_window_mask(grid[0], grid[1], local[0], local[1])
@@ -60,7 +69,10 @@ class Mixer(nn.Module):
         """Args: x: ``(B, N, C)``. Returns: ``(B, N, C)``."""
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=self.mask)
+        if self.local is not None and (self.backend == "native" or (self.backend == "auto" and use_native(x))):
+            y = svtr_local_attention(qkv[0], qkv[1], qkv[2], self.grid, self.local, backend="native")
+        else:
+            y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=self.mask)
         return self.proj(y.transpose(1, 2).reshape(b, n, c))
 
 
@@ -68,10 +80,10 @@ class Block(nn.Module):
     """Pre-norm transformer block: ``x + mixer(LN(x))`` then ``x + MLP(LN(x))`` on tokens ``(B, N, C)``."""
 
     def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], local: tuple[int, int] | None,
-                 mlp_ratio: float = 4.0, drop_path: float = 0.0) -> None:
+                 mlp_ratio: float = 4.0, drop_path: float = 0.0, backend: LocalBackend = "auto") -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.mixer = Mixer(dim, num_heads, grid, local)
+        self.mixer = Mixer(dim, num_heads, grid, local, backend)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
@@ -98,13 +110,16 @@ class Merging(nn.Module):
 
 
 class SVTR(nn.Module):
-    """SVTR recogniser: images ``(B, C, H, W)`` to CTC logits ``(B, W/4, K)`` (``H`` must equal 32)."""
+    """SVTR recogniser: images ``(B, C, H, W)`` to CTC logits ``(B, W/4, K)`` (``H`` must equal 32).
+
+    ``local_backend`` picks the Local mixing path of every block (see :class:`Mixer`); it changes no weights.
+    """
 
     def __init__(self, num_classes: int, in_chans: int = 3, img_size: Sequence[int] = (32, 100),
                  dims: Sequence[int] = (64, 128, 256), depths: Sequence[int] = (3, 6, 3),
                  heads: Sequence[int] = (2, 4, 8), num_local: int = 6, local_window: Sequence[int] = (7, 11),
                  mlp_ratio: float = 4.0, drop_path_rate: float = 0.1, out_dim: int = 512,
-                 merge_eps: float = 1e-6) -> None:
+                 merge_eps: float = 1e-6, local_backend: LocalBackend = "auto") -> None:
         super().__init__()
         img_h, img_w = int(img_size[0]), int(img_size[1])
         if img_h != 32 or img_w % 4:
@@ -125,7 +140,8 @@ class SVTR(nn.Module):
         for i, (dim, depth, nh) in enumerate(zip(dims, depths, heads, strict=False)):
             blocks = []
             for _ in range(depth):
-                blocks.append(Block(dim, nh, (h, w), window if k < num_local else None, mlp_ratio, rates[k]))
+                blocks.append(Block(dim, nh, (h, w), window if k < num_local else None, mlp_ratio, rates[k],
+                                    local_backend))
                 k += 1
             self.stages.append(nn.ModuleList(blocks))
             self.merges.append(Merging(dim, dims[i + 1] if i + 1 < len(dims) else out_dim, merge_eps))
@@ -183,20 +199,20 @@ class SVTRFeatureExtractor(nn.Module):
         return self.svtr.forward_features(images).transpose(1, 2).unsqueeze(2)
 
 
-@register_model
+@register_model(seq_len=25, sized=True)
 def svtr_tiny(num_classes: int, **kwargs: object) -> SVTR:
     """SVTR-T: dims 64/128/256, depths 3/6/3, heads 2/4/8, Local x6 then Global x6 (the CLL-STR config)."""
     return SVTR(num_classes, **kwargs)
 
 
-@register_model
+@register_model(seq_len=25, sized=True)
 def svtr_small(num_classes: int, **kwargs: object) -> SVTR:
     """SVTR-S: dims 96/192/256, depths 3/6/6, heads 3/6/8, Local x8 then Global x7."""
     cfg: dict = dict(dims=(96, 192, 256), depths=(3, 6, 6), heads=(3, 6, 8), num_local=8)
     return SVTR(num_classes, **{**cfg, **kwargs})
 
 
-@register_model
+@register_model(seq_len=25, sized=True)
 def svtr_base(num_classes: int, **kwargs: object) -> SVTR:
     """SVTR-B: dims 128/256/384, depths 3/6/9, heads 4/8/12, Local x8 then Global x10."""
     cfg: dict = dict(dims=(128, 256, 384), depths=(3, 6, 9), heads=(4, 8, 12), num_local=8)

@@ -7,6 +7,11 @@ implementation.
 from cllstr.ops._native import HAS_NATIVE, NATIVE_ERROR, NativeUnavailableError, has_kernel
 from cllstr.ops.ctc_beam_search import ctc_beam_search, reference_ctc_beam_search
 from cllstr.ops.ctc_greedy_decode import ctc_greedy_decode, reference_ctc_greedy_decode
+from cllstr.ops.svtr_local_attention import (
+    local_window_mask,
+    reference_svtr_local_attention,
+    svtr_local_attention,
+)
 
 __all__ = [
     "HAS_NATIVE",
@@ -15,6 +20,9 @@ __all__ = [
     "ctc_beam_search",
     "ctc_greedy_decode",
     "has_kernel",
+    "local_window_mask",
     "reference_ctc_beam_search",
     "reference_ctc_greedy_decode",
+    "reference_svtr_local_attention",
+    "svtr_local_attention",
 ]
