@@ -37,14 +37,14 @@ from PIL import Image, ImageDraw, ImageFont
 from cllstr.data.loading.torch_backend import build_dataloader
 from cllstr.data.store.reader import LmdbReader
 from cllstr.data.store.writer import LmdbWriter
-from cllstr.eval.decode import decode_logits
-from cllstr.eval.evaluate import forward_logits
+from cllstr.decoding.ctc import decode_logits
+from cllstr.decoding.heads import forward_logits
+from cllstr.device import autocast
 from cllstr.models import create_model
 from cllstr.text.charset import Charset
+from cllstr.text.ctc import encode_targets
 from cllstr.train.config import TrainConfig
-from cllstr.train.ctc import encode_targets
 from cllstr.train.engine import Trainer
-from cllstr.train.precision import autocast
 
 WARMUP = 2
 LOSS_RTOL = 0.05  # bf16 autocast vs fp32: first-step CTC loss on the same batch and weights

@@ -76,9 +76,9 @@ def demo(
     """Synthesise a small 7-script dataset, train a recogniser on it, evaluate it per language, show what it reads."""
     from cllstr.data.mixture.select_data import MixSpecError, parse_batch_ratio, parse_select_data, validation_names
     from cllstr.eval.checkpoint import evaluate_checkpoint
-    from cllstr.eval.evaluate import to_markdown, write_report
     from cllstr.eval.gallery import GalleryCollector
     from cllstr.models import list_models
+    from cllstr.scoring.evaluate import to_markdown, write_report
     from cllstr.synth.generate import generate
     from cllstr.synth.profiles import mlt19_mini
     from cllstr.train.config import DataConfig, OptimConfig, TrainConfig

@@ -31,10 +31,9 @@ def evaluate(
     oov_penalty: float = typer.Option(-10.0, "--oov-penalty", help="Log-probability a non-word pays (lexicon)."),
 ) -> None:
     """Evaluate a checkpoint per language; prints the Markdown table (macro and sample-weighted averages)."""
-    from cllstr.eval.checkpoint import evaluate_checkpoint
-    from cllstr.eval.evaluate import to_markdown, write_report
+    from cllstr.eval.checkpoint import evaluate_checkpoint, script_id_checkpoint
     from cllstr.eval.gallery import GalleryCollector, write_gallery
-    from cllstr.eval.script_id import script_id_checkpoint
+    from cllstr.scoring.evaluate import to_markdown, write_report
 
     if not checkpoint.is_file():
         usage(f"checkpoint not found: {checkpoint}", "CHECKPOINT")
@@ -78,7 +77,7 @@ def evaluate(
 
 def _decoders(checkpoint: Path, decoder: str, beam_width: int, lexicon: str | None, oov_penalty: float) -> dict:
     """``{"greedy": None}``, ``{"beam": DecoderConfig}`` or both, in that order."""
-    from cllstr.eval.decode import DecoderConfig
+    from cllstr.decoding.ctc import DecoderConfig
 
     out: dict = {}
     if decoder in ("greedy", "both"):

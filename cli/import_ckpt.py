@@ -29,8 +29,8 @@ def import_checkpoint(
     max_length: int = typer.Option(25, "--batch-max-length", min=1, help="The reference --batch_max_length."),
 ) -> None:
     """Map the reference state dict onto the matching cllstr model and write a cllstr checkpoint."""
+    from cllstr.checkpoint import save_checkpoint
     from cllstr.interop import DTRB_CHARACTERS, SOURCES, import_reference, parse_arch
-    from cllstr.train.checkpoint import save_checkpoint
 
     if source not in SOURCES:
         usage(f"must be one of {', '.join(SOURCES)}, got {source!r}", "--from")

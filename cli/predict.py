@@ -99,7 +99,7 @@ def predict(
     if decoder == "beam" and rec.prediction != "ctc":
         usage(f"beam search needs a CTC model; this model's head is {rec.prediction!r}", "--decoder")
     if decoder == "beam":
-        from cllstr.eval.decode import DecoderConfig
+        from cllstr.decoding.ctc import DecoderConfig
         from cllstr.text.lexicon import load_lexicon
 
         try:

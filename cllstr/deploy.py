@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from cllstr.checkpoint import load_checkpoint
 from cllstr.models import create_model, prediction_kind
 from cllstr.text.charset import Charset
-from cllstr.train.checkpoint import load_checkpoint
 
 __all__ = ["OPSET", "load_model", "export_onnx", "export_torchscript", "OnnxModel"]
 

@@ -17,16 +17,15 @@ from typing import Any
 import torch
 from PIL import Image
 
+from cllstr.checkpoint import load_model
 from cllstr.data.loading.decode import decode_image, resize_fixed, resize_keep_ratio, to_batch_tensor
-from cllstr.eval.decode import DecoderConfig, Hypothesis, beam_decode_logits
-from cllstr.eval.evaluate import forward_logits
-from cllstr.eval.heads import check_decoder, decode_head
-from cllstr.models import create_model, prediction_kind
+from cllstr.decoding.ctc import DecoderConfig, Hypothesis, beam_decode_logits
+from cllstr.decoding.heads import check_decoder, decode_head, forward_logits
+from cllstr.device import autocast, resolve_amp_dtype, resolve_device
+from cllstr.models import prediction_kind
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import Charset
 from cllstr.text.lexicon import Lexicon, load_lexicon
-from cllstr.train.checkpoint import load_checkpoint
-from cllstr.train.precision import autocast, resolve_amp_dtype, resolve_device
 
 __all__ = ["Prediction", "Recognizer"]
 
@@ -61,7 +60,7 @@ class Recognizer:
         device: ``auto``, ``cpu``, ``cuda``...
         precision: ``auto``, ``bf16``, ``fp16`` or ``fp32``.
         batch_size: Images per forward pass.
-        decoder: ``"greedy"``, ``"beam"`` or a :class:`~cllstr.eval.decode.DecoderConfig` (then the next four
+        decoder: ``"greedy"``, ``"beam"`` or a :class:`~cllstr.decoding.ctc.DecoderConfig` (then the next four
             arguments are ignored).
         beam_width: Beams of the beam decoder.
         lexicon: A :class:`~cllstr.text.lexicon.Lexicon`, a word-list file or ``wordfreq:LANGS[:N]`` (beam only).
@@ -94,16 +93,10 @@ class Recognizer:
         """Load a cllstr checkpoint (``best.pt``/``last.pt``); only its model, charset and image format are used.
         ``decoding`` takes the decoder arguments of :class:`Recognizer` (``decoder``, ``beam_width``, ``lexicon``,
         ``top_k``, ``oov_penalty``)."""
-        state = load_checkpoint(path)
-        charset = Charset(state["charset"]["tokens"], mode=state["charset"].get("mode", "codepoint"))
-        model = create_model(state["model_name"], charset.num_classes, **state.get("model_kwargs", {}))
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise ValueError(f"checkpoint {path}: weights do not fit model {state['model_name']!r}: {e}") from e
-        image = state.get("image", {})
-        return cls(model, charset, image.get("img_h", 32), image.get("img_w", 100), image.get("rgb", True),
-                   image.get("keep_ratio", False), device, precision, batch_size, **decoding)
+        loaded = load_model(path)
+        image = loaded.image
+        return cls(loaded.model, loaded.charset, image["img_h"], image["img_w"], image["rgb"], image["keep_ratio"],
+                   device, precision, batch_size, **decoding)
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Load and resize images (paths, encoded bytes or PIL images) into a batch ``(B, C, H, W)`` in [-1, 1]."""

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from cllstr.checkpoint import save_checkpoint
 from cllstr.cli.main import app
 from cllstr.deploy import OnnxModel, export_onnx, export_torchscript
 from cllstr.models import create_model, list_models
 from cllstr.recognizer import Recognizer
-from cllstr.train.checkpoint import save_checkpoint
 
 runner = CliRunner()
 TOKENS = list("abcdefghij")

@@ -1,4 +1,4 @@
-"""Beam decoding from logits to text (``cllstr.eval.decode``) and through ``Recognizer(decoder="beam")``."""
+"""Beam decoding from logits to text (``cllstr.decoding.ctc``) and through ``Recognizer(decoder="beam")``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cllstr.eval.decode import DecoderConfig, beam_decode_logits, decode_logits
+from cllstr.decoding.ctc import DecoderConfig, beam_decode_logits, decode_logits
 from cllstr.ops import has_kernel
 from cllstr.recognizer import Recognizer
 from cllstr.text.charset import Charset

@@ -84,7 +84,7 @@ def test_predict_cli_and_api_agree(trained: tuple[Path, Path], tmp_path: Path) -
 
 
 def test_decoding_outputs_arabic_in_logical_order() -> None:
-    from cllstr.eval.decode import decode_logits
+    from cllstr.decoding.ctc import decode_logits
     from cllstr.text.charset import Charset
 
     cs = Charset(list("abسلام"))

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cllstr.eval.evaluate import EvalReport, ground_truth, to_markdown, write_report
-from cllstr.eval.metrics import MetricAccumulator, edit_distance, one_minus_ned, score
+from cllstr.scoring.evaluate import EvalReport, ground_truth, to_markdown, write_report
+from cllstr.scoring.metrics import MetricAccumulator, edit_distance, one_minus_ned, score
 from cllstr.text.charset import Charset
 
 

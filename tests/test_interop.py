@@ -16,12 +16,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cllstr.checkpoint import load_checkpoint
 from cllstr.cli.main import app
 from cllstr.interop import import_reference
 from cllstr.models import create_model
 from cllstr.recognizer import Recognizer
 from cllstr.train.cascade import init_from_checkpoint
-from cllstr.train.checkpoint import load_checkpoint
 
 runner = CliRunner()
 CHARS = list("abcdefgh") + ["कि", "ب"]  # one multi-code-point token, as in the MLT19 table

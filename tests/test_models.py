@@ -5,17 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cllstr.models import count_parameters, create_model, list_models
+from cllstr.models import count_parameters, create_model, list_models, model_info, prediction_kind
 from cllstr.models.svtr import local_window_mask
 
 NUM_CLASSES = 37
-EXPECTED_T = {"crnn": 26, "cnn_ctc": 26, "svtr_tiny": 25, "svtr_small": 25, "svtr_base": 25, "four_stage": 26,
-              "rosetta": 26, "star_net": 26, "grcnn": 26, "trba": 26, "rare": 26, "r2am": 26,
-              "grouped": 26}
+FAMILIES = {"crnn", "cnn_ctc", "svtr_tiny", "svtr_small", "svtr_base", "four_stage", "rosetta", "star_net", "grcnn",
+            "trba", "rare", "r2am", "grouped"}
 
 
 def test_registry_lists_every_family() -> None:
-    assert set(EXPECTED_T) <= set(list_models())
+    assert FAMILIES <= set(list_models())
     assert list_models("svtr_*") == ["svtr_base", "svtr_small", "svtr_tiny"]
     with pytest.raises(KeyError, match="known models"):
         create_model("nope", NUM_CLASSES)
@@ -35,12 +34,33 @@ def test_forward_backward_every_parameter_gets_grad(name: str) -> None:
         torch.nn.init.normal_(model.task_logits, std=1e-2)
     images = torch.randn(2, 3, 32, 100)
     logits = model(images)
-    assert logits.shape == (2, EXPECTED_T[name], NUM_CLASSES)
+    assert logits.shape == (2, model_info(name).seq_len, NUM_CLASSES)
     assert torch.isfinite(logits).all()
     (logits * torch.randn_like(logits)).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, missing
     assert all(p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registry_metadata_matches_the_model(name: str) -> None:
+    info = model_info(name)
+    model = create_model(name, NUM_CLASSES)
+    assert prediction_kind(model) == info.prediction
+    modules = dict(model.named_modules())
+    for cls_name in info.classifier:  # class rows first: K outputs, an embedding K inputs plus its start token
+        rows = modules[cls_name].weight.shape[0]
+        assert rows == NUM_CLASSES or (cls_name.endswith("embed") and rows == NUM_CLASSES + 1), (cls_name, rows)
+    assert info.input_kwargs(*info.input_size, info.in_chans) == {}
+    # the declared input keywords build the model for another input: grey, 32x128
+    kw = info.input_kwargs(32, 128, 1)
+    assert kw.get("in_chans") == 1 and (("img_size" in kw) == info.sized)
+    if name == "grouped":
+        kw = {"backbone_kwargs": kw}
+    grey = create_model(name, NUM_CLASSES, **kw).eval()
+    with torch.no_grad():
+        out = grey(torch.randn(1, 1, 32, 128))
+    assert out.shape[0] == 1 and out.shape[-1] == NUM_CLASSES and out.shape[1] >= info.seq_len
 
 
 @pytest.mark.parametrize("name", ["crnn", "svtr_tiny"])

@@ -8,13 +8,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cllstr.checkpoint import load_checkpoint, save_checkpoint
 from cllstr.cli.main import app
 from cllstr.models import create_model
 from cllstr.models.grouped import PRUNED_LOGIT
 from cllstr.recognizer import Recognizer
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import Charset
-from cllstr.train.checkpoint import load_checkpoint, save_checkpoint
 from cllstr.train.prune import format_report, head_keep, prune_checkpoint, prune_model, token_scripts
 
 # blank=0, then: digits / punctuation (neutral), Latin, Arabic, Korean, han (CHI and JPN), kana (JPN)

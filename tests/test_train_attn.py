@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cllstr.eval.decode import DecoderConfig
-from cllstr.eval.heads import decode_attn_logits, decode_head
+from cllstr.checkpoint import load_checkpoint
+from cllstr.decoding.ctc import DecoderConfig
+from cllstr.decoding.heads import decode_attn_logits, decode_head
 from cllstr.models import create_model
 from cllstr.recognizer import Recognizer
 from cllstr.text.charset import Charset
 from cllstr.train.attn import IGNORE, AttnLoss, encode_attn_targets
 from cllstr.train.cascade import init_from_checkpoint
-from cllstr.train.checkpoint import load_checkpoint
 from cllstr.train.engine import Trainer, train
 from cllstr.train.objective import AttnObjective, CTCObjective, make_objective
 from tests.test_train_engine import make_data_root, tiny_config

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from cllstr.checkpoint import load_checkpoint
 from cllstr.data.store.writer import LmdbWriter
 from cllstr.text.charset import Charset
-from cllstr.train.checkpoint import load_checkpoint
 from cllstr.train.config import TrainConfig, apply_overrides
 from cllstr.train.engine import Trainer, train
 

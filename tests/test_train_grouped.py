@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from cllstr.checkpoint import load_checkpoint
 from cllstr.models import create_model
 from cllstr.recognizer import Recognizer
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import Charset
-from cllstr.train.checkpoint import load_checkpoint
 from cllstr.train.config import GroupingConfig
 from cllstr.train.ctc import CTCLoss
 from cllstr.train.engine import Trainer, train
@@ -144,7 +144,7 @@ def test_cli_trains_a_grouped_model(data_root: Path, tmp_path: Path) -> None:
 
 
 def test_script_id_report_from_a_confusion_matrix() -> None:
-    from cllstr.eval.script_id import ScriptIdReport
+    from cllstr.scoring.script_id import ScriptIdReport
 
     confusion = [[0] * 7 for _ in range(7)]
     confusion[0][0], confusion[0][6], confusion[6][6] = 3, 1, 4  # 3 of 4 ARA right, 4 of 4 LAT right

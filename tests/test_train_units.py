@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from cllstr.checkpoint import load_checkpoint, save_checkpoint
 from cllstr.models import create_model
 from cllstr.text.charset import Charset
+from cllstr.text.ctc import encode_targets, required_frames
 from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
-from cllstr.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from cllstr.train.config import TrainConfig, apply_overrides, load_config
-from cllstr.train.ctc import CTCLoss, encode_targets, required_frames
+from cllstr.train.ctc import CTCLoss
+from cllstr.train.rng import capture_rng, restore_rng
 
 
 def test_required_frames_counts_repeats() -> None:

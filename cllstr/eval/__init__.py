@@ -1,3 +1,2 @@
-"""Evaluation: metrics (``metrics``: word accuracy, reference 1-NED, CER), CTC decoding to logical-order text
-(``decode``) and per-language evaluation with JSON/Markdown reports (``evaluate``).
-"""
+"""Evaluation of trained checkpoints: ``checkpoint`` (the one checkpoint-evaluation function, and script
+identification) and ``gallery`` (error sheets); the scores themselves come from :mod:`cllstr.scoring`."""

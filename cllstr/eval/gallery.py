@@ -1,6 +1,6 @@
 """Pictures of what a model reads: sheets of evaluation crops with prediction, ground truth, ✓/✗ and confidence.
 
-:class:`GalleryCollector` is handed to :func:`cllstr.eval.evaluate.evaluate_loaders` (``on_batch=``) and keeps, per
+:class:`GalleryCollector` is handed to :func:`cllstr.scoring.evaluate.evaluate_loaders` (``on_batch=``) and keeps, per
 language, the first ``first_k`` samples (the demo's "what does it read" sheet) and the ``worst_k`` worst errors
 (largest normalised edit distance, then highest confidence: confident mistakes first — the sheet a researcher
 looks at first). :func:`write_gallery` draws one PNG per language; text is drawn with the script's own font through
@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from cllstr.atomic import atomic_write_text
-from cllstr.eval.metrics import edit_distance
+from cllstr.scoring.metrics import edit_distance
 
 __all__ = ["GalleryEntry", "GalleryCollector", "render_sheet", "write_gallery", "tensor_to_image"]
 

@@ -33,11 +33,19 @@ from __future__ import annotations
 from torch import nn
 
 from cllstr.models import cnn_ctc, crnn, four_stage, grouped, svtr  # noqa: F401  (registers the families)
-from cllstr.models.registry import create_model, is_model, list_models, model_entrypoint, register_model
+from cllstr.models.registry import (
+    ModelInfo,
+    create_model,
+    is_model,
+    list_models,
+    model_entrypoint,
+    model_info,
+    register_model,
+)
 
 __all__ = [
-    "create_model", "list_models", "register_model", "is_model", "model_entrypoint", "count_parameters",
-    "prediction_kind",
+    "ModelInfo", "create_model", "list_models", "register_model", "is_model", "model_entrypoint", "model_info",
+    "count_parameters", "prediction_kind",
 ]
 
 

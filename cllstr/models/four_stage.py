@@ -129,7 +129,7 @@ class FourStage(nn.Module):
         return self.decoder(feats, self.head, inputs)
 
 
-@register_model
+@register_model(sized=True)
 def four_stage(num_classes: int, **kwargs: object) -> FourStage:
     """Any combination: ``trans`` none|tps, ``feat`` vgg|rcnn|resnet, ``seq`` none|bilstm, ``pred`` ctc|attn."""
     return FourStage(num_classes, **kwargs)
@@ -141,7 +141,9 @@ def _named(name: str, trans: str, feat: str, seq: str, pred: str, doc: str) -> N
 
     factory.__name__ = factory.__qualname__ = name
     factory.__doc__ = doc
-    register_model(factory)
+    attn = pred == "attn"
+    register_model(factory, sized=True, prediction=pred,
+                   classifier=("head", "decoder.embed") if attn else ("head",))
 
 
 _named("trba", "tps", "resnet", "bilstm", "attn", "TPS-ResNet-BiLSTM-Attn, the framework paper's best model.")

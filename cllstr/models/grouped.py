@@ -231,7 +231,8 @@ def _class_map(keep: Sequence[Sequence[int] | None], num_classes: int) -> torch.
     return out
 
 
-@register_model
+# One classifier per head (``heads.<j>``), each over its own group's classes: no single class-row module.
+@register_model(classifier=())
 def grouped(num_classes: int, **kwargs: object) -> GroupedRecognizer:
     """Task-grouped multi-head CTC recogniser (shared ``cnn_ctc`` encoder by default, 3 heads, script ID)."""
     return GroupedRecognizer(num_classes, **kwargs)

@@ -59,11 +59,10 @@ def execute_run(run_dir: str | Path, device: str | None = None, threads: int | N
     """
     import torch
 
-    from cllstr.eval.evaluate import evaluate_loaders, write_report
-    from cllstr.train.checkpoint import load_checkpoint
+    from cllstr.eval.checkpoint import evaluate_checkpoint
+    from cllstr.scoring.evaluate import write_report
     from cllstr.train.config import TrainConfig, config_from_dict
-    from cllstr.train.data import build_eval_loaders
-    from cllstr.train.engine import train, unwrap
+    from cllstr.train.engine import train
 
     run_dir = Path(run_dir)
     record = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
@@ -84,11 +83,10 @@ def execute_run(run_dir: str | Path, device: str | None = None, threads: int | N
     ckpt = run_dir / ("best.pt" if ev["checkpoint"] == "best" else "last.pt")
     if not ckpt.is_file():  # no validation happened (val_interval 0): the last weights are the result
         ckpt = run_dir / "last.pt"
-    model = unwrap(trainer.model)
-    model.load_state_dict(load_checkpoint(ckpt)["model"])
-    loaders = build_eval_loaders(cfg.data, ev["split"], ev["batch_size"], record["languages"])
-    report = evaluate_loaders(model, trainer.charset, loaders, trainer.device, trainer.amp_dtype, cfg.channels_last,
-                              gt_in_charset=not ev.get("full_gt", False), max_samples=ev["max_samples"])
+    report = evaluate_checkpoint(ckpt, cfg.data.root, ev["split"], record["languages"], ev["batch_size"],
+                                 ev["max_samples"], gt_in_charset=not ev.get("full_gt", False),
+                                 device=str(trainer.device), precision=cfg.precision,
+                                 channels_last=cfg.channels_last)
     write_report(report, run_dir / EVAL_FILE, run_dir / "eval.md",
                  extra={"hash": record["hash"], "checkpoint": ckpt.name, "split": ev["split"]})
     seconds = time.perf_counter() - t0

@@ -1,12 +1,13 @@
 """Cascade learning: initialise a model from another run's checkpoint, remapping the charset by token.
 
 Every tensor of the state dict whose name and shape match is copied, BatchNorm running statistics included (the
-reference copies ``named_parameters`` only and so drops them, which de-calibrates BatchNorm after the transfer).
-The classifier (the module named ``head``: ``Linear(F, num_classes)``) is remapped row by row: the blank row and the
-row of every token present in both charsets are copied; rows of new tokens keep their fresh initialisation. An
-attention decoder's input embedding (``decoder.embed``, one row per class plus its start token) is remapped the same
-way. ``freeze=True`` stops the gradient of every copied parameter except these class-indexed ones, and
-:func:`freeze_bn_stats` keeps the running statistics of fully frozen BatchNorm layers fixed.
+reference copies ``named_parameters`` only and so drops them, which de-calibrates BatchNorm after the transfer). The
+classifier modules of the model's registry entry (:attr:`cllstr.models.registry.ModelInfo.classifier`: ``head``,
+``Linear(F, num_classes)``, and for attention models also the decoder's input embedding ``decoder.embed``, one row per
+class plus its start token) are remapped row by row: the blank row and the row of every token present in both charsets
+are copied; rows of new tokens keep their fresh initialisation. ``freeze=True`` stops the gradient of every copied
+parameter except these class-indexed ones, and :func:`freeze_bn_stats` keeps the running statistics of fully frozen
+BatchNorm layers fixed.
 """
 
 from __future__ import annotations
@@ -18,13 +19,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from cllstr.train.checkpoint import load_checkpoint
+from cllstr.checkpoint import load_checkpoint
+from cllstr.models.registry import is_model, model_info
 
-__all__ = ["CascadeReport", "init_from_checkpoint", "freeze_bn_stats", "HEAD", "CLASS_ROWS"]
+__all__ = ["CascadeReport", "init_from_checkpoint", "freeze_bn_stats", "class_row_prefixes"]
 
-HEAD = "head."
-#: Tensors whose rows are the classes (class 0 first), possibly followed by extra input-only rows (a start token).
-CLASS_ROWS = (HEAD, "decoder.embed.")
+
+def class_row_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """State-dict prefixes of the tensors whose rows are the classes (class 0 first, possibly followed by extra
+    input-only rows such as a start token), from the model's registry entry (``("head.",)`` for unregistered ones)."""
+    name = getattr(model, "model_name", None)
+    classifier = model_info(name).classifier if name is not None and is_model(name) else ("head",)
+    return tuple(f"{c}." for c in classifier)
 
 
 @dataclass
@@ -78,16 +84,17 @@ def init_from_checkpoint(model: nn.Module, tokens: list[str], path: str | Path, 
     old_sd: dict[str, torch.Tensor] = ckpt["model"]
     old_tokens = list(ckpt["charset"]["tokens"])
     report = CascadeReport()
+    class_rows = class_row_prefixes(model)
     new_sd = model.state_dict()
     with torch.no_grad():
         for name, tensor in new_sd.items():
             src = old_sd.get(name)
             if src is None:
                 report.skipped.append(name)
-            elif (name.startswith(CLASS_ROWS) and tensor.shape[1:] == src.shape[1:]
+            elif (class_rows and name.startswith(class_rows) and tensor.shape[1:] == src.shape[1:]
                   and src.shape[0] - len(old_tokens) == tensor.shape[0] - len(tokens) >= 1):
                 shared = _remap_rows(tensor, src.to(tensor.dtype), old_tokens, tokens)
-                if name.startswith(HEAD):
+                if name.startswith(class_rows[0]):
                     report.tokens_shared = shared
                 report.copied.append(name)
             elif src.shape == tensor.shape:
@@ -99,7 +106,7 @@ def init_from_checkpoint(model: nn.Module, tokens: list[str], path: str | Path, 
     if freeze:
         copied = set(report.copied)
         for name, p in model.named_parameters():
-            if name in copied and not name.startswith(CLASS_ROWS):
+            if name in copied and not (class_rows and name.startswith(class_rows)):
                 p.requires_grad_(False)
                 report.frozen.append(name)
     return report

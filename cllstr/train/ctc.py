@@ -1,4 +1,4 @@
-"""CTC loss with label encoding and infeasible-sample accounting.
+"""CTC loss with infeasible-sample accounting (targets from :func:`cllstr.text.ctc.encode_targets`).
 
 A CTC alignment of a target with ``L`` tokens and ``R`` adjacent repeats (``"ll"`` in ``"hello"``) needs at least
 ``L + R`` frames, because a blank must separate repeated tokens. Samples whose targets need more frames than the
@@ -11,55 +11,12 @@ tokens of right-to-left scripts (Arabic) are reversed, as the reference ``CTCLab
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 
-from cllstr.eval.decode import is_rtl
+from cllstr.text.ctc import EncodedTargets
 
-__all__ = ["required_frames", "encode_targets", "EncodedTargets", "CTCLoss"]
-
-
-def required_frames(ids: Sequence[int]) -> int:
-    """Minimum number of CTC frames for target ``ids``: its length plus its number of adjacent repeats."""
-    return len(ids) + sum(1 for a, b in zip(ids, ids[1:], strict=False) if a == b)
-
-
-@dataclass
-class EncodedTargets:
-    """A batch of CTC targets.
-
-    Attributes:
-        targets: ``(sum(lengths),)`` int64 class ids (1-based; 0 is the blank), concatenated.
-        lengths: ``(B,)`` int64 target lengths.
-        frames: Required frames per sample (see :func:`required_frames`).
-        unknown: Number of label characters that the charset does not know (skipped).
-    """
-
-    targets: torch.Tensor
-    lengths: torch.Tensor
-    frames: list[int] = field(default_factory=list)
-    unknown: int = 0
-
-
-def encode_targets(charset: object, labels: Sequence[str], scripts: Sequence[str] | None = None) -> EncodedTargets:
-    """Encode ``labels`` with ``charset`` (``Charset.encode``, unknown characters skipped) in visual order."""
-    flat: list[int] = []
-    lengths: list[int] = []
-    frames: list[int] = []
-    before = sum(charset.unknown.values()) if hasattr(charset, "unknown") else 0
-    for i, label in enumerate(labels):
-        ids = list(charset.encode(label, on_unknown="skip"))
-        if is_rtl(label, scripts[i] if scripts else None):
-            ids.reverse()
-        flat.extend(ids)
-        lengths.append(len(ids))
-        frames.append(required_frames(ids))
-    after = sum(charset.unknown.values()) if hasattr(charset, "unknown") else 0
-    return EncodedTargets(torch.tensor(flat, dtype=torch.long), torch.tensor(lengths, dtype=torch.long), frames,
-                          after - before)
+__all__ = ["CTCLoss"]
 
 
 class CTCLoss:

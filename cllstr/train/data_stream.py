@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from cllstr.train.checkpoint import capture_rng, restore_rng
+from cllstr.train.rng import capture_rng, restore_rng
 
 __all__ = ["BatchStream"]
 

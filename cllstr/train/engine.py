@@ -18,18 +18,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from cllstr.eval.evaluate import EvalReport, evaluate_loaders
-from cllstr.eval.script_id import evaluate_script_id, has_script_head
+from cllstr.checkpoint import load_checkpoint, save_checkpoint
+from cllstr.device import autocast, configure_threads, resolve_amp_dtype, resolve_device
 from cllstr.interrupt import StopRequest
-from cllstr.models import count_parameters, create_model
+from cllstr.models import count_parameters, create_model, model_info
+from cllstr.scoring.evaluate import EvalReport, evaluate_loaders
+from cllstr.scoring.script_id import evaluate_script_id, has_script_head
 from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
-from cllstr.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from cllstr.train.config import TrainConfig, config_to_dict
 from cllstr.train.data_stream import BatchStream
 from cllstr.train.grouping import grouping_string, model_spec
 from cllstr.train.monitor import RunMonitor
 from cllstr.train.objective import make_objective
-from cllstr.train.precision import autocast, configure_threads, resolve_amp_dtype, resolve_device
+from cllstr.train.rng import capture_rng, restore_rng
 
 __all__ = ["Trainer", "TrainingInterrupted", "train", "seed_everything", "unwrap"]
 
@@ -77,8 +78,12 @@ class Trainer:
             configure_threads(cfg.threads)
         self.amp_dtype = resolve_amp_dtype(cfg.precision, self.device)
         seed_everything(cfg.seed)
-        # --heads / --grouping turn the configured model into the backbone of a grouped one
-        self.model_name, self.model_kwargs = model_spec(cfg.model, cfg.model_kwargs, cfg.grouping)
+        # The model is built for the data's input (model_kwargs still win); --heads / --grouping turn it into the
+        # backbone of a grouped one, which passes the input keywords on to it.
+        data = cfg.data
+        input_kwargs = {} if cfg.model == "grouped" else model_info(cfg.model).input_kwargs(
+            data.img_h, data.img_w, 3 if data.rgb else 1)
+        self.model_name, self.model_kwargs = model_spec(cfg.model, {**input_kwargs, **cfg.model_kwargs}, cfg.grouping)
         self.model = create_model(self.model_name, charset.num_classes, **self.model_kwargs).to(self.device)
         self.cascade = None
         if cfg.init_from:

@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from cllstr.models import prediction_kind
+from cllstr.text.ctc import EncodedTargets, encode_targets
 from cllstr.train import grouping as G
 from cllstr.train.attn import AttnLoss, encode_attn_targets
 from cllstr.train.config import GroupingConfig
-from cllstr.train.ctc import CTCLoss, EncodedTargets, encode_targets
+from cllstr.train.ctc import CTCLoss
 
 __all__ = ["Objective", "CTCObjective", "AttnObjective", "GroupedObjective", "OBJECTIVES", "make_objective"]
 

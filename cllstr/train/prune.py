@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from cllstr.checkpoint import load_checkpoint, save_checkpoint
 from cllstr.models import create_model
 from cllstr.models.grouped import GroupedRecognizer
 from cllstr.scripts import SCRIPT_ORDER, get_script
 from cllstr.text.charset import Charset
-from cllstr.train.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = ["HeadPruning", "token_scripts", "head_keep", "prune_model", "prune_checkpoint", "format_report"]
 

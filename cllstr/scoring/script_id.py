@@ -7,18 +7,17 @@ of ``SCRIPT_ORDER`` (``LAT``, ``SynthMLT_LAT``), else the batch's per-word scrip
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from cllstr.device import autocast
 from cllstr.scripts import SCRIPT_ORDER
-from cllstr.train.precision import autocast
 
-__all__ = ["ScriptIdReport", "has_script_head", "evaluate_script_id", "script_id_checkpoint"]
+__all__ = ["ScriptIdReport", "has_script_head", "evaluate_script_id"]
 
 
 @dataclass
@@ -110,22 +109,3 @@ def evaluate_script_id(model: nn.Module, loaders: Mapping[str, Iterable[Any]], d
     finally:
         model.train(was_training)
     return ScriptIdReport(confusion)
-
-
-def script_id_checkpoint(checkpoint: str | Path, data_root: str | Path, split: str = "evaluation",
-                         languages: Sequence[str] | None = None, batch_size: int = 256, max_samples: int | None = None,
-                         device: str = "auto", precision: str = "auto") -> ScriptIdReport | None:
-    """Script-identification report of ``checkpoint`` on ``<data_root>/<split>``; None when it has no script head.
-    Arguments as for :func:`cllstr.eval.checkpoint.evaluate_checkpoint`."""
-    from cllstr.eval.checkpoint import split_languages
-    from cllstr.recognizer import Recognizer
-    from cllstr.train.config import DataConfig
-    from cllstr.train.data import build_eval_loaders
-
-    rec = Recognizer.from_checkpoint(checkpoint, device=device, precision=precision)
-    if not has_script_head(rec.model):
-        return None
-    names = list(languages) if languages else split_languages(data_root, split)
-    cfg = DataConfig(root=str(data_root), img_h=rec.img_h, img_w=rec.img_w, rgb=rec.rgb, keep_ratio=rec.keep_ratio)
-    loaders = build_eval_loaders(cfg, split, batch_size, names)
-    return evaluate_script_id(rec.model, loaders, rec.device, rec.amp_dtype, max_samples=max_samples)

@@ -21,15 +21,14 @@ import torch
 from torch import nn
 
 from cllstr.atomic import atomic_write_json, atomic_write_text
-from cllstr.eval.decode import DecoderConfig
-from cllstr.eval.heads import check_decoder, decode_head
-from cllstr.eval.metrics import MetricAccumulator, Scores
+from cllstr.decoding.ctc import DecoderConfig
+from cllstr.decoding.heads import check_decoder, decode_head, forward_logits
 from cllstr.models import prediction_kind
+from cllstr.scoring.metrics import MetricAccumulator, Scores
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import normalize_label
-from cllstr.train.precision import autocast
 
-__all__ = ["EvalReport", "ground_truth", "forward_logits", "evaluate_loaders", "to_markdown", "write_report"]
+__all__ = ["EvalReport", "ground_truth", "evaluate_loaders", "to_markdown", "write_report"]
 
 #: ``(language, images (B, C, H, W), ground truths, predictions, confidences)`` for every evaluated batch.
 BatchHook = Callable[[str, torch.Tensor, Sequence[str], Sequence[str], Sequence[float]], None]
@@ -64,16 +63,6 @@ def ground_truth(label: str, charset: object | None) -> str:
     if charset is None:
         return label
     return "".join(tok for tok, cls in charset.split(label) if cls is not None)
-
-
-def forward_logits(model: nn.Module, images: torch.Tensor, device: torch.device, amp_dtype: torch.dtype | None,
-                   channels_last: bool = False) -> torch.Tensor:
-    """Run ``model`` on ``images`` ``(B, C, H, W)`` under autocast; returns float32 logits ``(B, T, K)``."""
-    images = images.to(device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), autocast(device, amp_dtype):
-        return model(images).float()
 
 
 def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, Iterable[Any]],

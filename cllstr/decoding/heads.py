@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
-from cllstr.eval.decode import DecoderConfig, decode_logits
+from cllstr.decoding.ctc import DecoderConfig, decode_logits
+from cllstr.device import autocast
 from cllstr.scripts import is_rtl
 
-__all__ = ["HEAD_DECODERS", "decode_attn_logits", "decode_head", "check_decoder"]
+__all__ = ["HEAD_DECODERS", "check_decoder", "decode_attn_logits", "decode_head", "forward_logits"]
 
 
 def decode_attn_logits(logits: torch.Tensor, charset: object,
@@ -71,3 +73,13 @@ def decode_head(logits: torch.Tensor, charset: object, decoder: DecoderConfig | 
     """Decode ``logits`` of a ``prediction`` head (``"ctc"`` / ``"attn"``) to ``(texts, confidences)``."""
     check_decoder(prediction, decoder)
     return HEAD_DECODERS[prediction](logits, charset, decoder)
+
+
+def forward_logits(model: nn.Module, images: torch.Tensor, device: torch.device, amp_dtype: torch.dtype | None,
+                   channels_last: bool = False) -> torch.Tensor:
+    """Run ``model`` on ``images`` ``(B, C, H, W)`` under autocast; returns float32 logits ``(B, T, K)``."""
+    images = images.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), autocast(device, amp_dtype):
+        return model(images).float()

@@ -1,8 +1,5 @@
-"""From CTC logits to label text in logical order, and the visual/logical order rule for right-to-left scripts.
-
-CTC aligns targets with image columns left to right, so models learn right-to-left scripts (Arabic) in visual order:
-training reverses their token sequences (as the reference ``CTCLabelConverter`` does) and decoding reverses them
-back, so every prediction comes out in logical (reading) order, the order of the labels in the LMDB files.
+"""From CTC logits to label text in logical order: greedy (``cllstr.ops.ctc_greedy_decode``) or prefix beam search
+with an optional lexicon (``cllstr.ops.ctc_beam_search``); ids become text with the codec of :mod:`cllstr.text.ctc`.
 """
 
 from __future__ import annotations
@@ -13,10 +10,10 @@ from dataclasses import dataclass
 import torch
 
 from cllstr.ops import ctc_beam_search, ctc_greedy_decode
-from cllstr.scripts import is_rtl
+from cllstr.text.ctc import ids_to_text
 from cllstr.text.lexicon import Lexicon
 
-__all__ = ["DECODERS", "DecoderConfig", "Hypothesis", "beam_decode_logits", "decode_logits", "is_rtl"]
+__all__ = ["DECODERS", "DecoderConfig", "Hypothesis", "beam_decode_logits", "decode_logits"]
 
 DECODERS = ("greedy", "beam")
 
@@ -40,7 +37,7 @@ def decode_logits(logits: torch.Tensor, charset: object,
     _check_classes(logits, charset)
     tokens, lengths, conf = ctc_greedy_decode(logits.detach(), blank=0)
     tokens, lengths = tokens.cpu(), lengths.cpu().tolist()
-    texts = [_to_text(row[:n].tolist(), charset) for row, n in zip(tokens, lengths, strict=False)]
+    texts = [ids_to_text(row[:n].tolist(), charset) for row, n in zip(tokens, lengths, strict=False)]
     return texts, conf.cpu().tolist()
 
 
@@ -115,14 +112,9 @@ def beam_decode_logits(logits: torch.Tensor, charset: object, decoder: DecoderCo
             word = None if lex is None else (not ids or lex.contains_ids(ids))
             if word is False and math.isfinite(decoder.oov_penalty):
                 score -= decoder.oov_penalty
-            hyps.append(Hypothesis(_to_text(ids, charset), score, word))
+            hyps.append(Hypothesis(ids_to_text(ids, charset), score, word))
         out.append(hyps)
     return out
-
-
-def _to_text(ids: list[int], charset: object) -> str:
-    text = charset.decode(ids)
-    return charset.decode(ids[::-1]) if is_rtl(text) else text
 
 
 def _check_classes(logits: torch.Tensor, charset: object) -> None:
