@@ -21,20 +21,19 @@ app = typer.Typer(help="Cross-lingual and data-mixing studies: many runs from on
 
 def _set_base(base: dict, items: list[str]) -> dict:
     """Apply dotted ``key=value`` overrides (YAML scalars) to a nested TrainConfig mapping."""
-    import yaml
-
+    from cllstr.config_io import parse_overrides
     from cllstr.study.spec import deep_merge
 
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            usage(f"{item!r} must look like key.sub=value (e.g. model=crnn, optim.lr=5e-4)", "--set")
+    try:
+        pairs = parse_overrides(items)
+    except ValueError as e:
+        usage(str(e), "--set")
+    for parts, value in pairs:
         node: dict = {}
         leaf = node
-        parts = key.strip().split(".")
         for p in parts[:-1]:
             leaf = leaf.setdefault(p, {})
-        leaf[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        leaf[parts[-1]] = value
         base = deep_merge(base, node)
     return base
 

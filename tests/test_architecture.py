@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cllstr"
 
 #: Unit → level; a unit may import units of a lower level, and of its own level only where :data:`SAME_LEVEL` says.
 LEVELS = {
-    "scripts": 0, "atomic": 0, "interrupt": 0, "_C": 0,
+    "scripts": 0, "atomic": 0, "interrupt": 0, "config_io": 0, "_C": 0,
     "text": 1, "ops": 1, "device": 1,
     "models": 2,
     "checkpoint": 3, "decoding": 3, "data": 3,

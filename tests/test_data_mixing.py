@@ -182,7 +182,7 @@ def test_yaml_and_toml_mixture_files(tmp_path):
         ("sources: [{name: A, ratio: x}]\n", "ratio must be a number"),
         ("select_data: lang_Q\n", "'Q'"),
         ("- a\n", "mapping at top level"),
-        ("a: [\n", "does not parse"),
+        ("a: [\n", "cannot parse"),
     ],
 )
 def test_mixture_file_errors_name_the_file(tmp_path, text, match):

@@ -32,12 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10 (requires-python >= 3.10; pyproject depends on tomli there)
-    import tomli as tomllib
-import yaml
-
+from cllstr.config_io import read_mapping
 from cllstr.data.mixture.select_data import parse_select_data, validation_names
 from cllstr.scripts import SCRIPTS
 from cllstr.train.config import GroupingConfig, TrainConfig, config_from_dict, config_to_dict
@@ -373,25 +368,11 @@ def validate(spec: StudySpec, where: str = "study") -> None:
 
 def load_study(path: str | Path) -> StudySpec:
     """Read a study from ``.yaml``/``.yml``/``.toml``/``.json``."""
-    path = Path(path)
-    if not path.is_file():
-        raise StudyError(f"study file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise StudyError(f"study file {path}: not UTF-8 text: {e}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            raise StudyError(f"study file {path}: unsupported extension {path.suffix!r} (.yaml, .toml or .json)")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as e:
-        raise StudyError(f"study file {path}: cannot parse: {e}") from None
-    return study_from_dict(data or {}, where=f"study file {path}")
+        data = read_mapping(path, "study file")
+    except (FileNotFoundError, ValueError) as e:
+        raise StudyError(str(e)) from None
+    return study_from_dict(data, where=f"study file {path}")
 
 
 def run_hash(config: TrainConfig, data_identity: Mapping[str, Any], eval_spec: EvalSpec, languages: Sequence[str],

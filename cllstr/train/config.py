@@ -15,11 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10 (requires-python >= 3.10; pyproject depends on tomli there)
-    import tomli as tomllib
-import yaml
+from cllstr.config_io import parse_overrides, read_mapping
 
 __all__ = [
     "DataConfig", "OptimConfig", "GroupingConfig", "TrainConfig", "load_config", "apply_overrides", "config_from_dict",
@@ -212,27 +208,7 @@ def config_from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read a :class:`TrainConfig` from a ``.yaml``/``.yml``/``.toml``/``.json`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"config file {path}: not UTF-8 text: {e}") from None
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise ValueError(f"config file {path}: unsupported extension {suffix!r} (use .yaml, .toml or .json)")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as e:
-        raise ValueError(f"config file {path}: cannot parse: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path}: top level must be a mapping")
+    data = read_mapping(path, "config file")
     try:
         return config_from_dict(TrainConfig, data)
     except (KeyError, TypeError) as e:
@@ -246,11 +222,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     Example: ``["optim.lr=5e-4", "data.caps={LAT: 1000}", "model_kwargs.drop_path_rate=0", "compile=true"]``.
     """
     data = dataclasses.asdict(cfg)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key.sub=value")
-        key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
+    for item, (parts, value) in zip(overrides, parse_overrides(overrides), strict=True):
         node, tp = data, TrainConfig  # tp: the dataclass ``node`` holds, None inside a free-form mapping
         for i, p in enumerate(parts):
             last = i == len(parts) - 1
@@ -265,10 +237,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
             if not isinstance(node.get(p), dict):
                 node[p] = {}
             node, tp = node[p], (child_tp if dataclasses.is_dataclass(child_tp) else None)
-        try:
-            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e:
-            raise ValueError(f"override {item!r}: the value is not a YAML scalar, list or mapping: {e}") from None
+        node[parts[-1]] = value
     return config_from_dict(TrainConfig, data)
 
 

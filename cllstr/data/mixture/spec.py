@@ -14,13 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from cllstr.config_io import read_mapping
 from cllstr.data.mixture.select_data import (
     ALL_SOURCES,
     CAP_MODES,
@@ -273,19 +267,11 @@ def mix_from_select_data(
 def load_mix_spec(path: str | Path) -> MixSpec:
     """Load a mixture file (``.yaml``/``.yml`` or ``.toml``); relative paths resolve against its folder."""
     p = Path(path)
-    if not p.is_file():
-        raise MixSpecError(f"mixture file not found: {p}")
-    text = p.read_text(encoding="utf-8")
     try:
-        if p.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif p.suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            raise MixSpecError(f"mixture file {p}: use a .yaml, .yml or .toml extension")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
-        raise MixSpecError(f"mixture file {p} does not parse: {e}") from None
+        data = read_mapping(p, "mixture file", suffixes=(".yaml", ".yml", ".toml"))
+    except (FileNotFoundError, ValueError) as e:
+        raise MixSpecError(str(e)) from None
     try:
-        return MixSpec.from_dict(data or {}, base_dir=p.parent, where=str(p))
+        return MixSpec.from_dict(data, base_dir=p.parent, where=str(p))
     except TypeError as e:
         raise MixSpecError(f"mixture file {p}: {e}") from None
