@@ -35,7 +35,7 @@ from typing import Any
 from cllstr.config_io import read_mapping
 from cllstr.data.mixture.select_data import parse_select_data, validation_names
 from cllstr.scripts import SCRIPTS
-from cllstr.train.config import GroupingConfig, TrainConfig, config_from_dict, config_to_dict
+from cllstr.train.config import TrainConfig, config_from_dict, config_to_dict, hash_neutral_defaults
 
 __all__ = [
     "StudyError", "DataSource", "ModelEntry", "Mixture", "InitMode", "EvalSpec", "ReportSpec", "StudySpec", "RunSpec",
@@ -44,12 +44,9 @@ __all__ = [
 ]
 
 #: TrainConfig keys that say where/how a run is placed, not what it computes; they are left out of the hash.
-#: TrainConfig fields added after studies were first hashed, left out of the hash while at their default so that
-#: a finished run keeps its hash (and is not trained again) when the config grows a field: ``(section, key): default``.
-HASH_NEUTRAL_DEFAULTS: dict[tuple[str | None, str], Any] = {
-    ("data", "batch_ratio"): None,
-    (None, "grouping"): config_to_dict(GroupingConfig()),
-}
+#: TrainConfig fields added after studies were first hashed (marked ``ADDED_LATER`` in their dataclass), left out of
+#: the hash while at their default so that a finished run keeps its hash when the config grows a field.
+HASH_NEUTRAL_DEFAULTS: dict[tuple[str | None, str], Any] = hash_neutral_defaults()
 PLACEMENT_KEYS = ("out_dir", "device", "threads", "log_interval", "save_interval", "tensorboard", "max_minutes")
 #: Metrics of ``cllstr.eval`` a study can report.
 METRICS = ("accuracy", "one_minus_ned", "cer", "accuracy_ci", "one_minus_ned_ci", "cer_ci")

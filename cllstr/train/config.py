@@ -18,8 +18,15 @@ from typing import Any
 from cllstr.config_io import parse_overrides, read_mapping
 
 __all__ = [
-    "DataConfig", "OptimConfig", "GroupingConfig", "TrainConfig", "load_config", "apply_overrides", "config_from_dict",
+    "ADDED_LATER", "hash_neutral_defaults", "DataConfig", "OptimConfig", "GroupingConfig", "TrainConfig",
+    "load_config", "apply_overrides", "config_from_dict",
 ]
+
+
+#: ``field(..., metadata=ADDED_LATER)`` marks a config field added after studies were first hashed: a study run's hash
+#: leaves it out while it is at its default (:func:`hash_neutral_defaults`), so finished runs keep their hashes (and are
+#: not trained again) when the config grows.
+ADDED_LATER = {"hash_neutral": True}
 
 
 @dataclass
@@ -44,7 +51,7 @@ class DataConfig:
     root: str = "data"
     select_data: str | list[str] = "lang_CBHJAKL"
     caps: dict[str, int] = field(default_factory=dict)
-    batch_ratio: str | None = None
+    batch_ratio: str | None = field(default=None, metadata=ADDED_LATER)
     val_select: list[str] | None = None
     val_samples: int | None = None
     charset: str | None = None
@@ -139,7 +146,7 @@ class TrainConfig:
     tensorboard: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    grouping: GroupingConfig = field(default_factory=GroupingConfig)
+    grouping: GroupingConfig = field(default_factory=GroupingConfig, metadata=ADDED_LATER)
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
@@ -244,3 +251,23 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain JSON-able mapping of ``cfg`` (stored in checkpoints and logs)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _default(f: dataclasses.Field) -> Any:
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return json.loads(json.dumps(dataclasses.asdict(value))) if dataclasses.is_dataclass(value) else value
+
+
+def hash_neutral_defaults(cls: type | None = None) -> dict[tuple[str | None, str], Any]:
+    """``{(section or None, key): default}`` of the :data:`ADDED_LATER` fields of ``cls`` (default
+    :class:`TrainConfig`) and of its dataclass sections, defaults as in :func:`config_to_dict`."""
+    cls = cls or TrainConfig
+    out: dict[tuple[str | None, str], Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("hash_neutral"):
+            out[(None, f.name)] = _default(f)
+        elif dataclasses.is_dataclass(hints[f.name]):
+            out.update({(f.name, g.name): _default(g) for g in dataclasses.fields(hints[f.name])
+                        if g.metadata.get("hash_neutral")})
+    return out
