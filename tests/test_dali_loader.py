@@ -283,3 +283,15 @@ def test_gpu_augment_and_corrupt(corrupt_path):
     assert set(counts.values()) == {2} and len(counts) == 12
     assert loader.num_corrupt == 8
     loader.close()
+
+
+def test_min_label_length_on_both_backends(tmp_path):
+    with LmdbWriter(tmp_path / "len.lmdb") as w:
+        for i in range(12):
+            w.add(_encode(_crop(random.Random(i), 60, 32), "PNG"), "abcdef"[: i % 6 + 1])
+    kw = dict(batch_size=64, shuffle=False, min_label_length=4)
+    dali = build_dali_loader(spec(tmp_path / "len.lmdb", device="cpu", **kw))
+    _, dali_labels = _epoch(dali)
+    dali.close()
+    _, torch_labels = _epoch(build_dataloader(tmp_path / "len.lmdb", **kw))
+    assert dali_labels == torch_labels and sorted(map(len, dali_labels)) == [4, 4, 5, 5, 6, 6]

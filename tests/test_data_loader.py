@@ -181,3 +181,30 @@ def test_list_of_paths_and_mixture_file(root, tmp_path):
     path.write_text(f"root: {root}\nselect_data: lang_K\ncaps: {{KOR: 7}}\n")
     ds, mix = build_dataset(spec(path))
     assert len(ds) == 7 and mix.sources[0].cap == 7
+
+
+def _lengths_store(path):
+    """12 records with labels of 1..6 characters (each length twice)."""
+    with LmdbWriter(path) as w:
+        for i in range(12):
+            w.add(encoded(i, 30 + i), "abcdef"[: i % 6 + 1])
+    return path
+
+
+def test_min_label_length_filters_and_counts(tmp_path):
+    from cllstr.train.config import DataConfig
+    from cllstr.train.data import build_train_loader
+
+    path = _lengths_store(tmp_path / "training" / "LAT")
+    loader = build_dataloader([path], batch_size=64, shuffle=False, min_label_length=3)
+    labels = [lab for b in loader for lab in b.labels]
+    assert sorted(map(len, labels)) == [3, 3, 4, 4, 5, 5, 6, 6]
+    assert loader.dataset.datasets[0].num_filtered["too_short"] == 4
+    # a training config's field of the same name reaches the loader, with the other filters
+    cfg = DataConfig(root=str(tmp_path), select_data="lang_L", min_label_length=2, max_label_length=4)
+    train = build_train_loader(cfg, Charset(list("abcdef")), batch_size=64, seed=0, shuffle=False)
+    assert sorted(len(lab) for b in train for lab in b.labels) == [2, 2, 3, 3, 4, 4]
+    with pytest.raises(ValueError, match="min_label_length"):
+        build_dataloader([path], batch_size=4, min_label_length=0)
+    with pytest.raises(ValueError, match="below min_label_length"):
+        build_dataloader([path], batch_size=4, min_label_length=5, max_label_length=4)

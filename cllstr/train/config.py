@@ -46,6 +46,7 @@ class DataConfig:
         loader: Training loader: ``torch`` (PIL in DataLoader workers), ``dali`` (NVIDIA DALI, GPU "mixed" decoding
             when the run is on a GPU, else its CPU mode) or ``auto`` (DALI when installed).
         max_label_length: Labels longer than this (in tokens) are filtered by the loader (reference: 25).
+        min_label_length: Labels shorter than this (in tokens) are filtered by the loader (1: none).
     """
 
     root: str = "data"
@@ -64,6 +65,7 @@ class DataConfig:
     workers: int = 0
     loader: str = "torch"
     max_label_length: int = 25
+    min_label_length: int = field(default=1, metadata=ADDED_LATER)
 
 
 @dataclass

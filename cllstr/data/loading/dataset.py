@@ -61,7 +61,8 @@ class LmdbDataset(Dataset):
         name: Source name (for logs and per-script reporting).
         script: Script of every record; else ``meta["script"]``, the name's script, or a guess per label.
         spec: The label filters and reader: ``labels`` (a key of :data:`LABEL_READERS`), ``max_label_length``
-            (reference ``--batch_max_length``), ``drop_unknown`` (deep-text-recognition-benchmark behaviour).
+            (reference ``--batch_max_length``), ``min_label_length``, ``drop_unknown`` (deep-text-recognition-benchmark
+            behaviour).
         charset: Count out-of-charset characters (and drop such records with ``spec.drop_unknown``); also measures
             label lengths in its tokens.
         drop_empty: Drop records with an empty label.
@@ -94,7 +95,7 @@ class LmdbDataset(Dataset):
         self.unknown_chars: collections.Counter[str] = collections.Counter()
         self._corrupt = multiprocessing.get_context().Value("q", 0)
         n = len(self.reader)
-        if spec.max_label_length is None and charset is None and not drop_empty:
+        if spec.max_label_length is None and spec.min_label_length <= 1 and charset is None and not drop_empty:
             self.indices = np.arange(n, dtype=np.int64)
         else:
             self.indices = self._filter(n, spec, charset, drop_empty)
@@ -112,10 +113,13 @@ class LmdbDataset(Dataset):
             if drop_empty and not label:
                 self.num_filtered["empty"] += 1
                 continue
-            if max_len is not None:
+            if max_len is not None or spec.min_label_length > 1:
                 length = len(charset.split(label)) if charset is not None else len(tokenize(label, mode))
-                if length > max_len:
+                if max_len is not None and length > max_len:
                     self.num_filtered["too_long"] += 1
+                    continue
+                if length < spec.min_label_length:
+                    self.num_filtered["too_short"] += 1
                     continue
             if charset is not None:
                 bad = charset.unknown_chars(label)

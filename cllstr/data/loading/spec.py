@@ -43,6 +43,7 @@ class LoaderSpec:
         batch_ratio: Per-source shares of every batch (``"0.5-0.5"``); None concatenates the sources.
         labels: Label reader (:data:`cllstr.data.loading.dataset.LABEL_READERS`).
         max_label_length: Drop labels longer than this many tokens (reference ``--batch_max_length``).
+        min_label_length: Drop labels shorter than this many tokens (1: keep every non-empty label).
         drop_unknown: Drop records with characters outside the charset (else they are counted).
         img_h: Image height.
         img_w: Image width.
@@ -78,6 +79,7 @@ class LoaderSpec:
     batch_ratio: str | Sequence[float] | None = None
     labels: str = "join"
     max_label_length: int | None = None
+    min_label_length: int = 1
     drop_unknown: bool = False
     img_h: int = 32
     img_w: int = 100
@@ -120,8 +122,11 @@ class LoaderSpec:
             raise ValueError(f"decode_threads must be at least 1, got {self.decode_threads}")
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank must be in [0, world_size={self.world_size}), got {self.rank}")
-        if self.max_label_length is not None and self.max_label_length < 1:
-            raise ValueError(f"max_label_length must be at least 1, got {self.max_label_length}")
+        if self.min_label_length < 1:
+            raise ValueError(f"min_label_length must be at least 1, got {self.min_label_length}")
+        if self.max_label_length is not None and self.max_label_length < self.min_label_length:
+            raise ValueError(f"max_label_length ({self.max_label_length}) is below min_label_length "
+                             f"({self.min_label_length})")
 
     def replace(self, **changes: Any) -> LoaderSpec:
         """A copy with ``changes`` (validated again)."""
