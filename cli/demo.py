@@ -74,7 +74,7 @@ def demo(
     samples: int = typer.Option(6, help="Crops per script on the reads.png sheet."),
 ) -> None:
     """Synthesise a small 7-script dataset, train a recogniser on it, evaluate it per language, show what it reads."""
-    from cllstr.data.mixture.select_data import MixSpecError, parse_batch_ratio, parse_select_data, validation_names
+    from cllstr.data.mixture.select_data import MixSpecError, parse_batch_ratio, parse_select_data, required_folders
     from cllstr.eval.checkpoint import evaluate_checkpoint
     from cllstr.eval.gallery import GalleryCollector
     from cllstr.models import list_models
@@ -103,8 +103,7 @@ def demo(
     t0 = time.perf_counter()
     data_root, run_dir = out / "data", out / "run"
     typer.echo(f"[1/3] synthesising mlt19-mini at scale {scale} into {data_root}")
-    need = {f"training/{n}" for n in names}
-    need |= {f"{split}/{lang}" for split in ("validation", "evaluation") for lang in validation_names(names)}
+    need = set(required_folders(select_data))
     generate([s for s in mlt19_mini(scale=scale, seed=seed) if s.relpath in need], data_root, workers=workers)
     t_synth = time.perf_counter() - t0
     typer.echo(f"[2/3] training {model} on {select_data} for {iterations} iterations into {run_dir}")

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.live import Live
 
 from cllstr.atomic import atomic_write_json
-from cllstr.data.mixture.select_data import parse_select_data, validation_names
+from cllstr.data.mixture.select_data import required_folders
 from cllstr.study.progress import RunState, StudyProgress
 from cllstr.study.spec import RunSpec, StudySpec, expand
 from cllstr.study.worker import RUN_FILE, execute_run, is_done, read_status, write_status
@@ -60,11 +60,9 @@ def required_datasets(runs: Sequence[RunSpec], eval_split: str) -> list[str]:
     """Relative LMDB folders the runs read: their training sources, validation and evaluation languages."""
     need: list[str] = []
     for run in runs:
-        names = parse_select_data(run.config.data.select_data)
-        val = run.config.data.val_select or validation_names(names)
-        rels = [f"training/{n}" for n in names] + [f"{eval_split}/{lang}" for lang in run.languages]
-        if run.config.val_interval:
-            rels += [f"validation/{n}" for n in val]
+        data = run.config.data
+        rels = required_folders(data.select_data, run.languages, eval_split, data.val_select,
+                                validation=bool(run.config.val_interval))
         need += [r for r in rels if r not in need]
     return need
 

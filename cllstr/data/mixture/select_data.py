@@ -21,6 +21,7 @@ from cllstr.data.store.format import is_lmdb_dir
 from cllstr.scripts import SCRIPTS, script_by_letter
 
 __all__ = [
+    "required_folders",
     "SPLITS",
     "SYNTH_PREFIX",
     "TOTAL_CAP_KEY",
@@ -120,6 +121,20 @@ def validation_names(names: Sequence[str]) -> list[str]:
         if v not in out:
             out.append(v)
     return out
+
+
+def required_folders(select_data: str | Sequence[str], eval_languages: Sequence[str] | None = None,
+                     eval_split: str = "evaluation", val_select: Sequence[str] | None = None,
+                     validation: bool = True) -> list[str]:
+    """Relative LMDB folders a run of ``select_data`` reads: its training sources, its validation languages
+    (``val_select``, else those of the sources; with ``validation``) and ``<eval_split>/<lang>`` for
+    ``eval_languages`` (default: the validation languages), in that order, without repeats."""
+    names = parse_select_data(select_data)
+    val = list(val_select or validation_names(names))
+    rels = [f"training/{n}" for n in names] + [f"{eval_split}/{lang}" for lang in (eval_languages or val)]
+    if validation:
+        rels += [f"validation/{n}" for n in val]
+    return list(dict.fromkeys(rels))
 
 
 def script_of_name(name: str) -> str | None:
