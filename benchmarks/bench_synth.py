@@ -23,8 +23,17 @@ and a median width within 2x of cllstr's (printed); ``real`` crops may have low 
 means a grey range of 8 rather than 64. Timed rounds render the same ``--n`` samples with each
 generator in rotating order; each round gives a ratio and the script prints the median (at least 3 rounds).
 
+``--engine`` (issue #20) times the whole engine instead, the way ``cllstr synth`` runs it (``Renderer(i)``: word,
+family and face draw, glyph check, render, JPEG at the style's quality), one process and one thread, in the same run:
+``today`` (style ``real``, font set ``noto``: the engine before the realism work) against ``realistic`` (style
+``realistic``, font set ``full``), and with ``--effects`` the realistic style with each effect switched off, to show
+what each costs. Rates are images per second of this process's CPU time (``time.process_time``; one thread), i.e.
+img/s per core, which stays meaningful on a loaded machine where wall-clock rates do not; the ratio
+realistic/today is the median over rounds of the same run. It checks the bar of 400 img/s per core for ``realistic``.
+
     python benchmarks/bench_synth.py                         # 200 samples x 3 rounds per (setting, script, generator)
     python benchmarks/bench_synth.py --n 500 --rounds 5 --scripts LAT,ARA
+    python benchmarks/bench_synth.py --engine --effects --n 300 --scripts ARA,BEN,CHI,HIN,JPN,KOR,LAT
     pytest benchmarks/bench_synth.py --benchmark-enable
 """
 
@@ -46,7 +55,7 @@ from cllstr.scripts import get_script
 from cllstr.synth.appearance import encode_image
 from cllstr.synth.fonts import FontFace
 from cllstr.synth.render import Renderer
-from cllstr.synth.styles import get_style
+from cllstr.synth.styles import EFFECTS, get_style, without
 from cllstr.synth.words import WordSampler
 
 TRDG_SCRIPTS = ("LAT", "CHI", "JPN", "KOR", "ARA")
@@ -65,8 +74,7 @@ def words_for(script: str, n: int, seed: int = 0) -> list[str]:
 
 def faces_for(renderer: Renderer, script: str) -> list[FontFace]:
     """The script's faces as cllstr's renderer finds them, in a fixed order."""
-    groups = renderer.faces(get_script(script))
-    return sorted({f for faces in groups.values() for f in faces}, key=lambda f: (f.path, f.index))
+    return sorted(renderer.faces(get_script(script)).faces, key=lambda f: (f.path, f.index))
 
 
 def cllstr_maker(script: str, words: list[str], setting: str) -> tuple[Maker, list[FontFace]]:
@@ -78,7 +86,7 @@ def cllstr_maker(script: str, words: list[str], setting: str) -> tuple[Maker, li
                                          blur_prob=1.0, blur_radius=(0.0, 1.0)),
         "real": dataclasses.replace(get_style("real"), name="real32", height=(HEIGHT, HEIGHT)),
     }
-    r = Renderer(script, styles[setting], seed=0, words={script: words})
+    r = Renderer(script, styles[setting], seed=0, words={script: words}, font_set="noto")
     sc, faces = get_script(script), faces_for(r, script)
 
     def make(i: int) -> bytes:
@@ -204,13 +212,103 @@ def compare(makers: dict[str, Maker], n: int, rounds: int) -> dict[str, tuple[fl
     return {name: (totals[name][0] / totals[name][1], statistics.median(ratios[name])) for name in names}
 
 
+REALISTIC_BAR = 400.0  # img/s per core with the realistic style (issue #20)
+
+
+def engine_makers(script: str, effects: bool, with_trdg: bool) -> dict[str, Maker]:
+    """Whole-engine generators (``Renderer(i)`` + JPEG at the drawn quality): today's vs the realistic engine, and
+    trdg's ``augmented`` setting on today's faces when trdg is importable (not for BEN/HIN: trdg does not shape)."""
+    configs = {"today": ("real", "noto"), "realistic": ("realistic", "full")}
+    makers: dict[str, Maker] = {}
+    for name, (style, font_set) in configs.items():
+        makers[name] = _engine(Renderer(script, style, seed=0, font_set=font_set))
+    if with_trdg and script in TRDG_SCRIPTS:
+        faces = faces_for(Renderer(script, "real", font_set="noto"), script)
+        makers["trdg"] = trdg_maker(script, words_for(script, 500), "augmented", faces)
+    if effects:
+        for e in EFFECTS:
+            makers[f"-{e}"] = _engine(Renderer(script, without(get_style("realistic"), e), seed=0, font_set="full"))
+    return makers
+
+
+def _engine(r: Renderer) -> Maker:
+    from cllstr.synth.fonts import face_cmap
+
+    for script in r.scripts:  # one-off per process (what a long run amortises): read every face's cmap
+        for f in r.faces(script).faces:
+            face_cmap(f.path, f.index)
+
+    def make(i: int) -> bytes:
+        s = r(i)
+        return encode_image(s.image, "jpeg", s.quality)
+
+    return make
+
+
+def engine_main(args: argparse.Namespace) -> None:
+    """``--engine``: realistic vs today's engine per script, same run, 1 thread; exits 1 below the bar."""
+    import os
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"engine mode: 1 process, 1 thread; {args.n} samples x {args.rounds} rounds per generator, rotating order; "
+          f"load average at start {load[0]:.2f} on {os.cpu_count()} cores" if load else "")
+    try:
+        import trdg  # noqa: F401
+
+        with_trdg = True
+    except ImportError as e:
+        with_trdg = False
+        print(f"trdg is not importable ({e}): no trdg column")
+    slow = []
+    for script in args.scripts.split(","):
+        makers = engine_makers(script, args.effects, with_trdg)
+        for make in makers.values():  # warm-up: fonts, font checks, word lists
+            for i in range(10):
+                make(i)
+        names = list(makers)
+        secs = {n: 0.0 for n in names}
+        ratio: list[float] = []
+        for r in range(args.rounds):
+            ips = {}
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                # CPU time of this (single-threaded) process: img/s per core even on a shared, loaded machine.
+                t0 = time.process_time()
+                for i in range(args.n):
+                    makers[name](r * args.n + i)
+                dt = time.process_time() - t0
+                secs[name] += dt
+                ips[name] = args.n / dt
+            ratio.append(ips["realistic"] / ips["today"])
+        rate = {n: args.n * args.rounds / secs[n] for n in names}
+        extra = "".join(f"  {n} {rate[n]:.0f}" for n in names[2:])
+        if "trdg" in rate:
+            extra += f" (realistic x{rate['realistic'] / rate['trdg']:.2f} of trdg)"
+        print(f"{script}: today {rate['today']:.0f} img/s, realistic {rate['realistic']:.0f} img/s "
+              f"(x{statistics.median(ratio):.2f} of today, median of rounds){extra}", flush=True)
+        if rate["realistic"] < REALISTIC_BAR:
+            slow.append(script)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"load average at end {load[0]:.2f}" if load else "")
+    if slow:
+        print(f"below {REALISTIC_BAR:.0f} img/s per core with the realistic style: {', '.join(slow)}")
+        raise SystemExit(1)
+    print(f"realistic style >= {REALISTIC_BAR:.0f} img/s per core for every script")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="samples per round and (setting, script, generator)")
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds (each generator renders --n per round)")
     ap.add_argument("--scripts", default=",".join(TRDG_SCRIPTS))
     ap.add_argument("--settings", default="plain,augmented,real")
+    ap.add_argument("--engine", action="store_true", help="time the whole engine: realistic vs today's (issue #20)")
+    ap.add_argument("--effects", action="store_true", help="with --engine: also realistic minus each effect")
     args = ap.parse_args()
+    if args.engine:
+        if args.rounds < 3:
+            ap.error("--rounds must be at least 3 (the ratio is a median)")
+        engine_main(args)
+        return
     if args.rounds < 3:
         ap.error("--rounds must be at least 3 (the ratio is a median)")
     torch_threads = "torch not loaded"

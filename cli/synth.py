@@ -179,8 +179,11 @@ def preview(
         str, typer.Option("--scripts", "-s", help="Comma-separated scripts.")
     ] = "ARA,BEN,CHI,HIN,JPN,KOR,LAT",
     per_script: Annotated[int, typer.Option("--n", "-n", help="Crops per row.")] = 8,
-    styles: Annotated[str, typer.Option("--styles", help="Comma-separated styles, one row each.")] = "real,synthmlt",
+    styles: Annotated[
+        str, typer.Option("--styles", help="Comma-separated styles, one row each.")
+    ] = "real,synthmlt,realistic",
     seed: Seed = 0,
+    font_set: FontSet = "full",
     font_dir: FontDir = None,
     bg_dir: BgDir = None,
 ) -> None:
@@ -198,6 +201,7 @@ def preview(
             per_script=per_script,
             styles=style_names,
             seed=seed,
+            font_set=font_set,
             font_dir=str(font_dir) if font_dir else None,
             bg_dir=str(bg_dir) if bg_dir else None,
         )

@@ -30,11 +30,11 @@ __all__ = [
 ]
 
 
-def dominant_colors(rng: np.random.Generator, image: np.ndarray, k: int = 3, iters: int = 6) -> list[Color]:
-    """The ``k`` colour clusters of ``image`` (k-means on up to 256 sampled pixels), largest cluster first."""
+def dominant_colors(rng: np.random.Generator, image: np.ndarray, k: int = 3, iters: int = 5) -> list[Color]:
+    """The ``k`` colour clusters of ``image`` (k-means on up to 128 sampled pixels), largest cluster first."""
     px = image.reshape(-1, 3).astype(np.float32)
-    if len(px) > 256:
-        px = px[rng.integers(0, len(px), 256)]
+    if len(px) > 128:
+        px = px[rng.integers(0, len(px), 128)]
     centres = px[rng.integers(0, len(px), k)].copy()
     for _ in range(iters):
         lab = np.argmin(((px[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)

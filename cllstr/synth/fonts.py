@@ -165,7 +165,7 @@ def scan_font_dir(font_dir: str) -> tuple[FontFace, ...]:
     return tuple(faces)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=2048)  # a font set holds hundreds of faces: each cmap is read once per process
 def face_cmap(path: str, index: int = 0) -> frozenset[int]:
     """Code points the face maps to a real glyph (its best Unicode cmap, ``.notdef`` entries left out)."""
     from fontTools.ttLib import TTFont

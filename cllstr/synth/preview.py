@@ -27,6 +27,7 @@ def contact_sheet(
     per_script: int = 8,
     styles: Sequence[str] = ("real", "synthmlt"),
     seed: int = 0,
+    font_set: str = "full",
     font_dir: str | None = None,
     bg_dir: str | None = None,
     cell_h: int = 48,
@@ -39,7 +40,8 @@ def contact_sheet(
         per_script: Crops per row.
         styles: Style names; each gets its own row.
         seed: Renderer seed.
-        font_dir: Folder of fonts instead of fontconfig.
+        font_set: Catalogue font set of the renderer (``noto``, ``small``, ``full``, ``none``).
+        font_dir: Folder of extra fonts mixed into the font set.
         bg_dir: Folder of background images.
         cell_h: Height crops are scaled to on the sheet.
         max_w: Rows wrap beyond this width.
@@ -53,7 +55,7 @@ def contact_sheet(
         script = get_script(name)
         label_font = load_font(*_face_for(script.name, font_dir), 16)
         for style in styles:
-            renderer = Renderer(script.name, style, seed=seed, font_dir=font_dir, bg_dir=bg_dir)
+            renderer = Renderer(script.name, style, seed=seed, font_set=font_set, font_dir=font_dir, bg_dir=bg_dir)
             cells = []
             for i in range(per_script):
                 s = renderer(i)
@@ -75,7 +77,11 @@ def contact_sheet(
 
 
 def _face_for(script: str, font_dir: str | None) -> tuple[str, int]:
-    face = find_fonts(get_script(script), font_dir)[0]
+    # Labels are drawn in the script's first Noto face when installed, else in the first face of the folder.
+    try:
+        face = find_fonts(get_script(script))[0]
+    except FileNotFoundError:
+        face = find_fonts(get_script(script), font_dir)[0] if font_dir else find_fonts(get_script(script))[0]
     return face.path, face.index
 
 
