@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["HAS_NATIVE", "NATIVE_ERROR", "NativeUnavailableError", "has_kernel", "require_native"]
+__all__ = ["HAS_NATIVE", "NATIVE_ERROR", "NativeUnavailableError", "frame_lengths", "has_kernel", "require_native"]
 
 REBUILD_HINT = "rebuild it with `pip install --no-build-isolation -e .` (or `make build`) in the cllstr source tree"
 
@@ -45,3 +45,16 @@ def require_native(op: str, device_type: str) -> None:
             f"cllstr::{op} has no {device_type} kernel in this build (CUDA kernels are compiled only when torch is a "
             f"CUDA build and CUDA_HOME is set, or FORCE_CUDA=1); {REBUILD_HINT}"
         )
+
+
+def frame_lengths(op: str, name: str, scores: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Check that ``scores`` is ``(B, T, C)`` and return the valid frames per row on its device (all T when None).
+
+    Raises:
+        ValueError: ``scores`` is not 3-D; the message names ``op`` and the argument ``name``.
+    """
+    if scores.dim() != 3:
+        raise ValueError(f"{op}: {name} must be 3-D (B, T, C), got {scores.dim()}-D with shape {tuple(scores.shape)}")
+    if lengths is None:
+        return torch.full((scores.shape[0],), scores.shape[1], dtype=torch.long, device=scores.device)
+    return lengths.to(scores.device) if lengths.device != scores.device else lengths

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cllstr.ops._native import HAS_NATIVE, has_kernel, require_native
+from cllstr.ops._native import HAS_NATIVE, frame_lengths, has_kernel, require_native
 
 __all__ = ["ctc_beam_search", "reference_ctc_beam_search"]
 
@@ -257,13 +257,7 @@ def ctc_beam_search(
             range, lengths outside ``[0, T]``, an inconsistent trie; the message names the argument. TypeError: a
             wrong dtype.
     """
-    if log_probs.dim() != 3:
-        raise ValueError(f"ctc_beam_search: log_probs must be 3-D (B, T, C), got {log_probs.dim()}-D with shape "
-                         f"{tuple(log_probs.shape)}")
-    if lengths is None:
-        lengths = torch.full((log_probs.shape[0],), log_probs.shape[1], dtype=torch.long, device=log_probs.device)
-    elif lengths.device != log_probs.device:
-        lengths = lengths.to(log_probs.device)
+    lengths = frame_lengths("ctc_beam_search", "log_probs", log_probs, lengths)
     trie = None
     if lexicon is not None:
         trie = lexicon.trie_tensors() if hasattr(lexicon, "trie_tensors") else tuple(lexicon)

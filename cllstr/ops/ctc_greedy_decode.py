@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from cllstr.ops._native import HAS_NATIVE, has_kernel, require_native
+from cllstr.ops._native import HAS_NATIVE, frame_lengths, has_kernel, require_native
 
 __all__ = ["ctc_greedy_decode", "reference_ctc_greedy_decode"]
 
@@ -105,13 +105,7 @@ def ctc_greedy_decode(
         ValueError: bad rank or shape, ``blank`` out of range, lengths outside ``[0, T]``; the message names the
             argument. TypeError: a wrong dtype.
     """
-    if logits.dim() != 3:
-        raise ValueError(f"ctc_greedy_decode: logits must be 3-D (B, T, C), got {logits.dim()}-D with shape "
-                         f"{tuple(logits.shape)}")
-    if lengths is None:
-        lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device=logits.device)
-    elif lengths.device != logits.device:
-        lengths = lengths.to(logits.device)
+    lengths = frame_lengths("ctc_greedy_decode", "logits", logits, lengths)
     if backend == "reference":
         return reference_ctc_greedy_decode(logits, lengths, blank, log_probs)
     if backend == "native":

@@ -18,8 +18,6 @@ from cllstr.config_io import read_mapping
 from cllstr.data.mixture.select_data import (
     ALL_SOURCES,
     CAP_MODES,
-    SPLITS,
-    SYNTH_PREFIX,
     TOTAL_CAP_KEY,
     MixSpecError,
     cap_for,
@@ -30,32 +28,11 @@ from cllstr.data.mixture.select_data import (
     parse_caps,
     parse_select_data,
     script_of_name,
-    select_indices,
     split_root,
-    validation_names,
 )
 from cllstr.scripts import SCRIPTS
 
-__all__ = [
-    "SPLITS",
-    "SYNTH_PREFIX",
-    "TOTAL_CAP_KEY",
-    "ALL_SOURCES",
-    "MixSpecError",
-    "SourceSpec",
-    "MixSpec",
-    "parse_select_data",
-    "parse_caps",
-    "parse_batch_ratio",
-    "cap_for",
-    "validation_names",
-    "script_of_name",
-    "find_lmdbs",
-    "split_root",
-    "select_indices",
-    "mix_from_select_data",
-    "load_mix_spec",
-]
+__all__ = ["MIX_MODES", "SourceSpec", "MixSpec", "mix_from_select_data", "load_mix_spec"]
 
 MIX_MODES = ("concat", "ratio")
 
