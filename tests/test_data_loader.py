@@ -208,3 +208,19 @@ def test_min_label_length_filters_and_counts(tmp_path):
         build_dataloader([path], batch_size=4, min_label_length=0)
     with pytest.raises(ValueError, match="below min_label_length"):
         build_dataloader([path], batch_size=4, min_label_length=5, max_label_length=4)
+
+
+def test_jpeg_draft_is_a_training_option_and_off_by_default(tmp_path):
+    from cllstr.data.loading.spec import LoaderSpec
+    from cllstr.train.config import DataConfig, TrainConfig, apply_overrides
+
+    assert LoaderSpec.from_config(DataConfig()).jpeg_draft is False
+    cfg = apply_overrides(TrainConfig(), ["data.jpeg_draft=true"])
+    assert LoaderSpec.from_config(cfg.data).jpeg_draft is True
+    big = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 800, 3), dtype=np.uint8)).save(big, "JPEG")
+    with LmdbWriter(tmp_path / "big") as w:
+        w.add(big.getvalue(), "x")
+    full = next(iter(build_dataloader([tmp_path / "big"], batch_size=1))).images
+    draft = next(iter(build_dataloader([tmp_path / "big"], batch_size=1, jpeg_draft=True))).images
+    assert full.shape == draft.shape and not torch.equal(full, draft)  # a reduced-scale decode: other pixels

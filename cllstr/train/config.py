@@ -47,6 +47,8 @@ class DataConfig:
             when the run is on a GPU, else its CPU mode) or ``auto`` (DALI when installed).
         max_label_length: Labels longer than this (in tokens) are filtered by the loader (reference: 25).
         min_label_length: Labels shorter than this (in tokens) are filtered by the loader (1: none).
+        jpeg_draft: Decode training JPEGs at a reduced DCT scale (torch loader; faster for large crops, but not the
+            reference's full-scale pixels; evaluation always decodes at full scale).
     """
 
     root: str = "data"
@@ -66,6 +68,7 @@ class DataConfig:
     loader: str = "torch"
     max_label_length: int = 25
     min_label_length: int = field(default=1, metadata=ADDED_LATER)
+    jpeg_draft: bool = field(default=False, metadata=ADDED_LATER)
 
 
 @dataclass
