@@ -114,3 +114,17 @@ def test_catalogue_is_well_formed():
         assert all(f.tier in catalog.TIERS and f.package.startswith("fonts-") and f.weight > 0 for f in fams)
         assert len(catalog.families(script, "small")) > len(catalog.families(script, "noto"))
         assert len(catalog.families(script, "full")) >= 5
+
+
+def test_words_a_face_draws_blank_are_skipped_not_rendered_empty(tmp_path):
+    require_font("Noto Sans")
+    from fontTools.ttLib import TTFont
+    from fontTools.ttLib.tables._g_l_y_f import Glyph
+
+    face = next(f for f in fontconfig_faces("Noto Sans") if f.style == "Regular")
+    font = TTFont(face.path)
+    font["glyf"][font.getBestCmap()[ord("q")]] = Glyph()  # a rare letter: the face still passes its checks
+    font.save(str(tmp_path / "noq.ttf"))
+    r = Renderer("LAT", "realistic", seed=0, font_set="none", font_dir=str(tmp_path), words={"LAT": ["q", "ok"]})
+    labels = {r(i).label for i in range(10)}
+    assert labels == {"ok"} and r.skipped["LAT"] > 0

@@ -38,6 +38,10 @@ class NoCoverableWordError(RuntimeError):
     """Every word drawn for a sample needed a glyph the chosen fonts lack."""
 
 
+class _BlankInk(Exception):
+    """The face maps every character of the word but draws no ink for it (e.g. a lone conjoining jamo)."""
+
+
 @dataclass(frozen=True)
 class Sample:
     """A rendered crop.
@@ -220,8 +224,11 @@ class Renderer:
             face = self._face(script, rng)
             miss = missing_glyphs(text, face)
             if not miss:
-                image, quality = self.render(text, script, face, rng)
-                return Sample(image, text, script.name, face, quality, skipped)
+                try:
+                    image, quality = self.render(text, script, face, rng)
+                    return Sample(image, text, script.name, face, quality, skipped)
+                except _BlankInk:
+                    miss = set(text)
             skipped += 1
             self.skipped[script.name] += 1
             self.missing.update(miss)
@@ -250,6 +257,8 @@ class Renderer:
             ink = fx.vertical_mask([text_mask(ch, face, size, lang) for ch in text if not ch.isspace()])
         else:
             ink = _outlined(text, face, size, lang, stroke) if stroke else text_mask(text, face, size, lang, 0)
+        if ink.getbbox() is None:
+            raise _BlankInk(text)
         ink = self._geometry(ink, rng, size)
         masks = [np.asarray(b) for b in ink.split()]
         body = masks[-1]
