@@ -4,8 +4,9 @@
 // kh x kw window centred on it, truncated at the grid borders (not shifted):
 //   q, k, v:  (B, heads, N = H*W, d) float32/float16/bfloat16/float64, any strides
 //   returns   out (B, heads, N, d) in q's dtype — softmax(scale * q k^T) v over the window — stored as a
-//             (B, N, heads, d) buffer so that merging the heads is a view — and lse (B, heads, N) float32 (float64 for float64 q), the log of
-//             the softmax normaliser, kept for the backward. float16/bfloat16 accumulate in float32.
+//             (B, N, heads, d) buffer so that merging the heads is a view — and lse (B, heads, N) float32
+//             (float64 for float64 q), the log of the softmax normaliser, kept for the backward. float16/bfloat16
+//             accumulate in float32.
 // svtr_local_attention_backward takes grad_out and the forward's inputs and outputs and returns grad_q, grad_k, grad_v.
 #include "ops/svtr_local_attention.h"
 

@@ -1,19 +1,23 @@
 // CPU kernels of cllstr::svtr_local_attention and its backward: at::parallel_for (OpenMP in torch's builds) over
 // batch x heads; each task works on one head in a transposed (d, N) layout, where the keys at a window offset (dy, dx)
-// of a whole query row are a contiguous run of the key row: every inner loop is a plain vectorised pass over grid
-// columns (no horizontal reductions, no masked-out work). float16/bfloat16 are converted to float32 on the way in.
+// of a whole query row are a contiguous run of the key row. float32 (and float16/bfloat16, converted to float32 on
+// the way in) runs the register-blocked kernels of svtr_local_attention_vec.h; float64 (for gradcheck) runs the plain
+// loops below, a second implementation of the same arithmetic.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <vector>
 
+#include "ops/cpu/svtr_local_attention_vec.h"
 #include "ops/cpu/vec_math.h"
 #include "ops/svtr_local_attention.h"
 
@@ -154,25 +158,51 @@ __attribute__((always_inline)) inline void backward_head_impl(HeadT<acc_t> h, co
   }
 }
 
-// Compiled for several instruction sets; the loader picks the best the processor has (GCC function multi-versioning).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define CLLSTR_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define CLLSTR_CLONES
+// The float32 kernels are compiled twice, for AVX2+FMA and for the baseline, and picked at run time by torch's own CPU
+// capability check (cpuinfo). Not GCC's target_clones: its resolver trusts the OSXSAVE bit, which some VMs hide while
+// supporting AVX2 (this one does), and then always runs the baseline clone.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define CLLSTR_AVX2_PATH 1
+__attribute__((target("avx2,fma"))) void forward_head_f32_avx2(const float* qt, const float* kt, const float* vt,
+                                                               const LocalWindow& g, const cpu_vec::Pad& P, int64_t d,
+                                                               float scale, float* S, int64_t* voff, float* m,
+                                                               float* l, float* out_t, float* lse) {
+  cpu_vec::forward_head(qt, kt, vt, g, P, d, scale, S, voff, m, l, out_t, lse);
+}
+__attribute__((target("avx2,fma"))) void backward_head_f32_avx2(
+    const float* qt, const float* kt, const float* vt, const float* gt, const float* lse, const float* dD,
+    const LocalWindow& g, const cpu_vec::Pad& P, int64_t d, float scale, float* S, float* DP, float* Pr, float* Dr,
+    float* lrow, float* drow, float* dq, float* dk, float* dv) {
+  cpu_vec::backward_head(qt, kt, vt, gt, lse, dD, g, P, d, scale, S, DP, Pr, Dr, lrow, drow, dq, dk, dv);
+}
+bool use_avx2() {
+  static const bool avx2 = [] {
+    const std::string cap = at::get_cpu_capability();  // "DEFAULT", "AVX2" or "AVX512"; ATEN_CPU_CAPABILITY caps it
+    return cap == "AVX2" || cap == "AVX512";
+  }();
+  return avx2;
+}
 #endif
 
-CLLSTR_CLONES void forward_head(HeadT<float> h, const LocalWindow& g, int64_t d, float scale, float* S, float* o,
-                                float* m, float* l, float* out_t, float* lse) {
-  forward_head_impl<float>(h, g, d, scale, S, o, m, l, out_t, lse);
+void forward_head_f32(const float* qt, const float* kt, const float* vt, const LocalWindow& g, const cpu_vec::Pad& P,
+                      int64_t d, float scale, float* S, int64_t* voff, float* m, float* l, float* out_t, float* lse) {
+#ifdef CLLSTR_AVX2_PATH
+  if (use_avx2()) return forward_head_f32_avx2(qt, kt, vt, g, P, d, scale, S, voff, m, l, out_t, lse);
+#endif
+  cpu_vec::forward_head(qt, kt, vt, g, P, d, scale, S, voff, m, l, out_t, lse);
+}
+void backward_head_f32(const float* qt, const float* kt, const float* vt, const float* gt, const float* lse,
+                       const float* dD, const LocalWindow& g, const cpu_vec::Pad& P, int64_t d, float scale, float* S,
+                       float* DP, float* Pr, float* Dr, float* lrow, float* drow, float* dq, float* dk, float* dv) {
+#ifdef CLLSTR_AVX2_PATH
+  if (use_avx2()) return backward_head_f32_avx2(qt, kt, vt, gt, lse, dD, g, P, d, scale, S, DP, Pr, Dr, lrow, drow,
+                                                dq, dk, dv);
+#endif
+  cpu_vec::backward_head(qt, kt, vt, gt, lse, dD, g, P, d, scale, S, DP, Pr, Dr, lrow, drow, dq, dk, dv);
 }
 void forward_head(HeadT<double> h, const LocalWindow& g, int64_t d, double scale, double* S, double* o, double* m,
                   double* l, double* out_t, double* lse) {
   forward_head_impl<double>(h, g, d, scale, S, o, m, l, out_t, lse);
-}
-CLLSTR_CLONES void backward_head(HeadT<float> h, const float* go, const float* lse, const float* dD,
-                                 const LocalWindow& g, int64_t d, float scale, float* s, float* dp, float* dq,
-                                 float* dk, float* dv) {
-  backward_head_impl<float>(h, go, lse, dD, g, d, scale, s, dp, dq, dk, dv);
 }
 void backward_head(HeadT<double> h, const double* go, const double* lse, const double* dD, const LocalWindow& g,
                    int64_t d, double scale, double* s, double* dp, double* dq, double* dk, double* dv) {
@@ -198,7 +228,73 @@ void load_transposed(const scalar_t* src, int64_t rs, int64_t N, int64_t d, acc_
   }
 }
 
+// Copies one head into the padded transposed float layout of cpu_vec (pads left as they are: zero).
+template <typename scalar_t>
+void load_padded(const scalar_t* src, int64_t rs, int64_t N, int64_t d, const cpu_vec::Pad& P, float* dst) {
+  for (int64_t n = 0; n < N; ++n) {
+    const scalar_t* row = src + n * rs;
+    for (int64_t t = 0; t < d; ++t) dst[t * P.TS + P.F + n] = static_cast<float>(row[t]);
+  }
+}
+
+// Writes one head's (N, d) result into the (B, N, heads, d) output buffer (dst points at its (b, 0, h, 0)).
+template <typename acc_t, typename scalar_t>
+void store_out(const acc_t* out_t, scalar_t* dst, int64_t N, int64_t NH, int64_t d) {
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t t = 0; t < d; ++t) dst[n * NH * d + t] = static_cast<scalar_t>(out_t[n * d + t]);
+  }
+}
+
+// Writes a transposed gradient (element (t, n) at src[t * ts + n]) into a contiguous (N, d) head.
+template <typename acc_t, typename scalar_t>
+void store_grad(const acc_t* src, int64_t ts, scalar_t* dst, int64_t N, int64_t d) {
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t t = 0; t < d; ++t) dst[n * d + t] = static_cast<scalar_t>(src[t * ts + n]);
+  }
+}
+
 at::Tensor unit_inner_stride(const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); }
+
+// The forward of every head of q, k, v into out (the (B, N, heads, d) buffer) and lse.
+template <typename scalar_t>
+void forward_all(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const LocalWindow& g, double scale,
+                 at::Tensor& out, at::Tensor& lse) {
+  const int64_t B = q.size(0), NH = q.size(1), N = q.size(2), d = q.size(3);
+  using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+  const Strided<scalar_t> qs(q), ks(k), vs(v);
+  scalar_t* out_data = out.data_ptr<scalar_t>();
+  acc_t* lse_data = lse.data_ptr<acc_t>();
+  const int64_t nd = 2 * g.rw + 1;
+  at::parallel_for(0, B * NH, 1, [&](int64_t i0, int64_t i1) {
+    if constexpr (std::is_same_v<acc_t, float>) {
+      const cpu_vec::Pad P(g);
+      std::vector<float> qt(d * P.TS, 0.0f), kt(d * P.TS, 0.0f), vt(d * P.TS, 0.0f), S((2 * g.rh + 1) * nd * P.Wv),
+          m(P.Wv), l(P.Wv), out_t(N * d);
+      std::vector<int64_t> voff((2 * g.rh + 1) * nd);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t b = i / NH, hh = i % NH;
+        load_padded(qs.head(b, hh), qs.s2, N, d, P, qt.data());
+        load_padded(ks.head(b, hh), ks.s2, N, d, P, kt.data());
+        load_padded(vs.head(b, hh), vs.s2, N, d, P, vt.data());
+        forward_head_f32(qt.data(), kt.data(), vt.data(), g, P, d, static_cast<float>(scale), S.data(),
+                         voff.data(), m.data(), l.data(), out_t.data(), lse_data + i * N);
+        store_out(out_t.data(), out_data + b * N * NH * d + hh * d, N, NH, d);
+      }
+    } else {
+      std::vector<acc_t> qt(d * N), kt(d * N), vt(d * N), S(g.offsets() * g.W), o(d * g.W), m(g.W), l(g.W),
+          out_t(N * d);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t b = i / NH, hh = i % NH;
+        load_transposed(qs.head(b, hh), qs.s2, N, d, qt.data());
+        load_transposed(ks.head(b, hh), ks.s2, N, d, kt.data());
+        load_transposed(vs.head(b, hh), vs.s2, N, d, vt.data());
+        forward_head(HeadT<acc_t>{qt.data(), kt.data(), vt.data()}, g, d, static_cast<acc_t>(scale), S.data(),
+                     o.data(), m.data(), l.data(), out_t.data(), lse_data + i * N);
+        store_out(out_t.data(), out_data + b * N * NH * d + hh * d, N, NH, d);
+      }
+    }
+  });
+}
 
 std::tuple<at::Tensor, at::Tensor> svtr_local_attention_cpu(const at::Tensor& q_in, const at::Tensor& k_in,
                                                             const at::Tensor& v_in, at::IntArrayRef grid,
@@ -213,28 +309,72 @@ std::tuple<at::Tensor, at::Tensor> svtr_local_attention_cpu(const at::Tensor& q_
   at::Tensor lse = at::empty({B, NH, N}, q.options().dtype(acc_type));
   if (B * NH == 0) return {out, lse};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "svtr_local_attention_cpu", [&] {
-    using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-    const Strided<scalar_t> qs(q), ks(k), vs(v);
-    scalar_t* out_data = out.data_ptr<scalar_t>();
-    acc_t* lse_data = lse.data_ptr<acc_t>();
-    at::parallel_for(0, B * NH, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<acc_t> qt(d * N), kt(d * N), vt(d * N), S(g.offsets() * g.W), o(d * g.W), m(g.W), l(g.W),
-          out_t(N * d);
+    forward_all<scalar_t>(q, k, v, g, scale, out, lse);
+  });
+  return {out, lse};
+}
+
+// The backward of every head into grad_q, grad_k, grad_v (contiguous (B, heads, N, d)).
+template <typename scalar_t>
+void backward_all(const at::Tensor& go, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const at::Tensor& out, const at::Tensor& lse, const LocalWindow& g, double scale, at::Tensor& grad_q,
+                  at::Tensor& grad_k, at::Tensor& grad_v) {
+  const int64_t B = q.size(0), NH = q.size(1), N = q.size(2), d = q.size(3);
+  using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+  const Strided<scalar_t> qs(q), ks(k), vs(v), gs(go), os(out);
+  const acc_t* lse_data = lse.const_data_ptr<acc_t>();
+  scalar_t* dst[3] = {grad_q.data_ptr<scalar_t>(), grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>()};
+  at::parallel_for(0, B * NH, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<acc_t> dD(N);
+    // D = rowsum(grad_out * out), the softmax backward's correction.
+    auto correction = [&](int64_t b, int64_t hh) {
+      const scalar_t* orow = os.head(b, hh);
+      const scalar_t* grow = gs.head(b, hh);
+      for (int64_t n = 0; n < N; ++n) {
+        acc_t acc = 0;
+        for (int64_t t = 0; t < d; ++t) {
+          acc += static_cast<acc_t>(grow[n * gs.s2 + t]) * static_cast<acc_t>(orow[n * os.s2 + t]);
+        }
+        dD[n] = acc;
+      }
+    };
+    if constexpr (std::is_same_v<acc_t, float>) {
+      const cpu_vec::Pad P(g);
+      const int64_t nd = 2 * g.rw + 1;
+      std::vector<float> qt(d * P.TS, 0.0f), kt(d * P.TS, 0.0f), vt(d * P.TS, 0.0f), gt(d * P.TS, 0.0f),
+          S(nd * P.Wv), DP(nd * P.Wv), Pr(nd * P.row(), 0.0f), Dr(nd * P.row(), 0.0f), lrow(P.Wv), drow(P.Wv),
+          grads(3 * d * P.TS);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t b = i / NH, hh = i % NH;
+        load_padded(qs.head(b, hh), qs.s2, N, d, P, qt.data());
+        load_padded(ks.head(b, hh), ks.s2, N, d, P, kt.data());
+        load_padded(vs.head(b, hh), vs.s2, N, d, P, vt.data());
+        load_padded(gs.head(b, hh), gs.s2, N, d, P, gt.data());
+        correction(b, hh);
+        std::fill(grads.begin(), grads.end(), 0.0f);
+        float* dq = grads.data();
+        backward_head_f32(qt.data(), kt.data(), vt.data(), gt.data(), lse_data + i * N, dD.data(), g, P, d,
+                          static_cast<float>(scale), S.data(), DP.data(), Pr.data(), Dr.data(), lrow.data(),
+                          drow.data(), dq, dq + d * P.TS, dq + 2 * d * P.TS);
+        for (int j = 0; j < 3; ++j) store_grad(grads.data() + j * d * P.TS + P.F, P.TS, dst[j] + i * N * d, N, d);
+      }
+    } else {
+      std::vector<acc_t> qt(d * N), kt(d * N), vt(d * N), gt(d * N), s(g.W), dp(g.W), grads(3 * d * N);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / NH, hh = i % NH;
         load_transposed(qs.head(b, hh), qs.s2, N, d, qt.data());
         load_transposed(ks.head(b, hh), ks.s2, N, d, kt.data());
         load_transposed(vs.head(b, hh), vs.s2, N, d, vt.data());
-        forward_head(HeadT<acc_t>{qt.data(), kt.data(), vt.data()}, g, d, static_cast<acc_t>(scale), S.data(),
-                     o.data(), m.data(), l.data(), out_t.data(), lse_data + i * N);
-        scalar_t* dst = out_data + b * N * NH * d + hh * d;  // the (B, N, heads, d) buffer
-        for (int64_t n = 0; n < N; ++n) {
-          for (int64_t t = 0; t < d; ++t) dst[n * NH * d + t] = static_cast<scalar_t>(out_t[n * d + t]);
-        }
+        load_transposed(gs.head(b, hh), gs.s2, N, d, gt.data());
+        correction(b, hh);
+        std::fill(grads.begin(), grads.end(), acc_t(0));
+        acc_t* dq = grads.data();
+        backward_head(HeadT<acc_t>{qt.data(), kt.data(), vt.data()}, gt.data(), lse_data + i * N, dD.data(), g, d,
+                      static_cast<acc_t>(scale), s.data(), dp.data(), dq, dq + d * N, dq + 2 * d * N);
+        for (int j = 0; j < 3; ++j) store_grad(grads.data() + j * d * N, N, dst[j] + i * N * d, N, d);
       }
-    });
+    }
   });
-  return {out, lse};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> svtr_local_attention_backward_cpu(
@@ -254,42 +394,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> svtr_local_attention_backward_cpu
   at::Tensor grad_v = at::empty({B, NH, N, d}, q.options());
   if (B * NH == 0) return {grad_q, grad_k, grad_v};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "svtr_local_attention_backward_cpu", [&] {
-    using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-    const Strided<scalar_t> qs(q), ks(k), vs(v), gs(go), os(out);
-    const acc_t* lse_data = lse.const_data_ptr<acc_t>();
-    scalar_t* dst[3] = {grad_q.data_ptr<scalar_t>(), grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>()};
-    at::parallel_for(0, B * NH, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<acc_t> qt(d * N), kt(d * N), vt(d * N), gt(d * N), dD(N), s(g.W), dp(g.W), grads(3 * d * N);
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t b = i / NH, hh = i % NH;
-        load_transposed(qs.head(b, hh), qs.s2, N, d, qt.data());
-        load_transposed(ks.head(b, hh), ks.s2, N, d, kt.data());
-        load_transposed(vs.head(b, hh), vs.s2, N, d, vt.data());
-        load_transposed(gs.head(b, hh), gs.s2, N, d, gt.data());
-        const scalar_t* orow = os.head(b, hh);
-        const scalar_t* grow = gs.head(b, hh);
-        for (int64_t n = 0; n < N; ++n) {  // D = rowsum(grad_out * out), the softmax backward's correction
-          acc_t acc = 0;
-          for (int64_t t = 0; t < d; ++t) {
-            acc += static_cast<acc_t>(grow[n * gs.s2 + t]) * static_cast<acc_t>(orow[n * os.s2 + t]);
-          }
-          dD[n] = acc;
-        }
-        std::fill(grads.begin(), grads.end(), acc_t(0));
-        acc_t* dq = grads.data();
-        acc_t* dk = dq + d * N;
-        acc_t* dv = dk + d * N;
-        backward_head(HeadT<acc_t>{qt.data(), kt.data(), vt.data()}, gt.data(), lse_data + i * N, dD.data(), g, d,
-                      static_cast<acc_t>(scale), s.data(), dp.data(), dq, dk, dv);
-        for (int j = 0; j < 3; ++j) {
-          const acc_t* src = grads.data() + j * d * N;
-          scalar_t* o = dst[j] + i * N * d;
-          for (int64_t n = 0; n < N; ++n) {
-            for (int64_t t = 0; t < d; ++t) o[n * d + t] = static_cast<scalar_t>(src[t * N + n]);
-          }
-        }
-      }
-    });
+    backward_all<scalar_t>(go, q, k, v, out, lse, g, scale, grad_q, grad_k, grad_v);
   });
   return {grad_q, grad_k, grad_v};
 }
