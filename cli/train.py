@@ -7,7 +7,9 @@ reaches every other field (``--set optim.pct_start=0.2``).
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -106,6 +108,8 @@ def train(
     grouping_weight: float | None = typer.Option(None, "--grouping-weight", help="Weight of the grouping loss."),
     set_: list[str] = typer.Option([], "--set", help="Any config field: key.sub=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Data-parallel ranks on this machine: launches "
+                                       "torchrun (gloo on CPU, NCCL on GPUs); --batch-size is the global batch."),
 ) -> None:
     """Train a recogniser; writes OUT/last.pt, OUT/best.pt (best mean 1-NED), log.jsonl, train.csv, val.csv."""
     from cllstr.train.engine import TrainingInterrupted
@@ -135,8 +139,28 @@ def train(
     except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
         usage(one_line(e))
     check_run_inputs(cfg, resume)
+    if nproc_per_node < 1:
+        usage(f"must be at least 1, got {nproc_per_node}", "--nproc-per-node")
+    if nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(_launch_torchrun(nproc_per_node))
     try:
         _, summary = run_training(cfg, resume=resume, quiet=quiet)
     except TrainingInterrupted as e:
         raise Interrupted(f"{e}; continue with: {_resume_command()}") from None
-    typer.echo(json.dumps(summary))
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(json.dumps(summary))
+
+
+def _launch_torchrun(nproc: int) -> int:
+    """Run this ``cllstr train`` command line under ``torchrun --standalone --nproc-per-node nproc``; its exit code."""
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc-per-node":
+            skip = True
+        elif not a.startswith("--nproc-per-node="):
+            args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "cllstr.cli.main", *args]
+    return subprocess.run(cmd, check=False).returncode

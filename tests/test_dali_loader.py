@@ -160,7 +160,7 @@ def test_resume_skips_batches(lmdb_path):
 def test_shards_cover_each_record_once(lmdb_path):
     seen = []
     for rank in range(3):
-        loader = build_dali_loader(spec(lmdb_path, batch_size=8, device="cpu", rank=rank, world_size=3, seed=1))
+        loader = build_dali_loader(spec(lmdb_path, batch_size=24, device="cpu", rank=rank, world_size=3, seed=1))
         _, labels = _epoch(loader)
         assert len(labels) in (13, 14)
         seen.extend(labels)
@@ -249,8 +249,10 @@ def test_make_loader_kinds(lmdb_path, monkeypatch):
     dali.close()
     with pytest.raises(ValueError, match="loader must be one of"):
         loaders.make_loader(spec(lmdb_path, loader="fast", batch_size=8))
-    with pytest.raises(ValueError, match="world_size"):
-        loaders.make_loader(spec(lmdb_path, loader="torch", batch_size=8, world_size=2))
+    shares = [loaders.make_loader(spec(lmdb_path, loader="torch", batch_size=8, world_size=2, rank=r, shuffle=False))
+              for r in (0, 1)]
+    first = [next(iter(s)).labels for s in shares]
+    assert first == [[f"w{i:02d}" for i in range(r, 8, 2)] for r in (0, 1)]  # strided shares of the global batch
     monkeypatch.setattr(loaders, "HAS_DALI", False)
     assert loaders.resolve_loader_kind("auto") == "torch"
     with pytest.raises(ImportError, match="nvidia-dali-cuda130"):

@@ -123,6 +123,7 @@ class TrainConfig:
         save_interval: Write ``last.pt`` every this many iterations (and at the end).
         precision: ``auto`` (bf16 on CPU, bf16/fp16 on GPU), ``bf16``, ``fp16`` or ``fp32``.
         channels_last: Use the NHWC memory format for images and conv weights.
+        sync_bn: In a distributed run, BatchNorm statistics over the global batch (:mod:`cllstr.train.distributed`).
         compile: Wrap the model with ``torch.compile``.
         threads: Intra-op threads on CPU (None: all cores).
         init_from: Checkpoint to initialise from (cascade learning; charset remapped by token).
@@ -152,6 +153,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     grouping: GroupingConfig = field(default_factory=GroupingConfig, metadata=ADDED_LATER)
+    sync_bn: bool = field(default=False, metadata=ADDED_LATER)
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:

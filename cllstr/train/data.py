@@ -36,10 +36,11 @@ def build_charset(cfg: DataConfig) -> Charset:
 
 
 def build_train_loader(cfg: DataConfig, charset: Charset, batch_size: int, seed: int,
-                       shuffle: bool = True) -> DataLoader:
-    """The training loader of kind ``cfg.loader`` (labels longer than ``cfg.max_label_length`` tokens are dropped)."""
+                       shuffle: bool = True, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """The training loader of kind ``cfg.loader`` (labels longer than ``cfg.max_label_length`` tokens are dropped);
+    with ``world_size > 1``, this rank's share of each global batch of ``batch_size``."""
     spec = LoaderSpec.from_config(cfg, batch_size=batch_size, seed=seed, shuffle=shuffle, split="training",
-                                  caps=cfg.caps or None,
+                                  caps=cfg.caps or None, rank=rank, world_size=world_size,
                                   drop_last=False)  # as the reference; a dataset smaller than one batch still trains
     return make_loader(spec, charset)
 

@@ -50,10 +50,14 @@ class BatchStream:
         self._it: Iterator | None = None
         self._epoch_state: dict[str, Any] | None = None
 
+    def _set_epoch(self) -> None:
+        for name in ("sampler", "batch_sampler"):  # a ratio sampler is the batch sampler
+            sampler = getattr(self.loader, name, None)
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(self.epoch)
+
     def _start_epoch(self) -> None:
-        sampler = getattr(self.loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.epoch)
+        self._set_epoch()
         self._epoch_state = {
             "rng": capture_rng(),
             "generators": {k: g.get_state() for k, g in _attached_generators(self.loader).items()},
@@ -96,9 +100,7 @@ class BatchStream:
         for key, gstate in epoch_state["generators"].items():
             if key in gens:
                 gens[key].set_state(gstate)
-        sampler = getattr(self.loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.epoch)
+        self._set_epoch()
         self._epoch_state = epoch_state
         self._it = iter(self.loader)
         skip = int(state["position"])

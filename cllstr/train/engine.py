@@ -8,8 +8,10 @@ builds everything from a :class:`~cllstr.train.config.TrainConfig` with the real
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -27,6 +29,7 @@ from cllstr.scoring.script_id import evaluate_script_id, has_script_head
 from cllstr.train.cascade import freeze_bn_stats, init_from_checkpoint
 from cllstr.train.config import TrainConfig, config_to_dict
 from cllstr.train.data_stream import BatchStream
+from cllstr.train.distributed import DistContext, convert_sync_batchnorm, init_distributed
 from cllstr.train.grouping import grouping_string, model_spec
 from cllstr.train.monitor import RunMonitor
 from cllstr.train.objective import make_objective
@@ -67,13 +70,16 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, charset: Any, train_loader: Any, val_loaders: dict[str, Any] | None = None,
-                 quiet: bool = False, loader_name: str | None = None) -> None:
+                 quiet: bool = False, loader_name: str | None = None, dist: DistContext | None = None) -> None:
         self.cfg = cfg
+        self.dist = dist or DistContext()
         self.loader_name = loader_name
         self.charset = charset
         self.val_loaders = val_loaders or {}
         self.out_dir = Path(cfg.out_dir)
         self.device = resolve_device(cfg.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         if self.device.type == "cpu":
             configure_threads(cfg.threads)
         self.amp_dtype = resolve_amp_dtype(cfg.precision, self.device)
@@ -92,13 +98,22 @@ class Trainer:
             raise ValueError("freeze=True needs init_from (a checkpoint whose weights are frozen)")
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.dist.enabled and cfg.sync_bn:
+            convert_sync_batchnorm(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.scheduler = self._make_scheduler(cfg.iterations)
         self.schedule_note: str | None = None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        # DDP (one process per rank, launched by torchrun) wraps the forward pass; self.model stays the plain module
+        # that is saved, validated and exported. Its construction broadcasts rank 0's weights to every rank.
+        wrapped: nn.Module = self.model
+        if self.dist.enabled:
+            wrapped = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.model_name == "grouped")
+        self.forward = torch.compile(wrapped) if cfg.compile else wrapped
         self.stream = BatchStream(train_loader)
         self.criterion = make_objective(self.model, cfg.grouping)
         self.iteration = 0
@@ -114,9 +129,15 @@ class Trainer:
             div_factor=o.div_factor, final_div_factor=o.final_div_factor, cycle_momentum=False)
 
     # -- checkpoints -------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the run exactly, plus what inference needs."""
+    def state_dict(self, all_ranks: bool = False) -> dict[str, Any]:
+        """Everything needed to continue the run exactly, plus what inference needs.
+
+        Args:
+            all_ranks: Also gather every rank's RNG state (a collective: every rank must call it).
+        """
+        extra = {"rng_ranks": self.dist.gather(capture_rng())} if all_ranks and self.dist.enabled else {}
         return {
+            **extra,
             "model_name": self.model_name,
             "model_kwargs": dict(self.model_kwargs),
             "charset": {"tokens": list(self.charset.tokens), "mode": self.charset.mode},
@@ -135,9 +156,12 @@ class Trainer:
                       "keep_ratio": self.cfg.data.keep_ratio},
         }
 
-    def save(self, name: str) -> Path:
-        """Atomically write ``out_dir/name``."""
-        return save_checkpoint(self.state_dict(), self.out_dir / name)
+    def save(self, name: str, all_ranks: bool = False) -> Path:
+        """Atomically write ``out_dir/name`` (rank 0 only; with ``all_ranks`` every rank must call it, as the RNG
+        states of all ranks are gathered into it)."""
+        state = self.state_dict(all_ranks)
+        path = self.out_dir / name
+        return save_checkpoint(state, path) if self.dist.is_main else path
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint written by :meth:`state_dict` (same model, charset and schedule)."""
@@ -157,7 +181,11 @@ class Trainer:
         self.criterion.infeasible, self.criterion.seen = state.get("infeasible", [0, 0])
         self.criterion.load_state_dict(state.get("objective", {}))
         self.stream.load_state_dict(state["data"])
-        restore_rng(state["rng"])  # after the stream, whose fast-forward consumed random numbers
+        # after the stream, whose fast-forward consumed random numbers; each rank its own state when the world is
+        # the same (see cllstr.train.distributed)
+        ranks = state.get("rng_ranks")
+        same_world = ranks is not None and len(ranks) == self.dist.world_size
+        restore_rng(ranks[self.dist.rank] if same_world else state["rng"])
 
     def _stretch_schedule(self, saved_total: int) -> None:
         """Resume with another ``iterations``: the OneCycle curve is recomputed for the new length and the run continues
@@ -241,7 +269,7 @@ class Trainer:
         """
         cfg = self.cfg
         mon = RunMonitor(self.out_dir, cfg.iterations, start=self.iteration, tensorboard=cfg.tensorboard,
-                         quiet=self.quiet)
+                         quiet=self.quiet, write=self.dist.is_main)
         n_params = count_parameters(self.model)
         loader = f", loader {self.loader_name}" if self.loader_name else ""
         mon.info(f"{self.model_name}: {n_params / 1e6:.2f}M parameters, {self.charset.num_classes} classes, device "
@@ -254,6 +282,7 @@ class Trainer:
         deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
         t0, images, loss_sum, loss_n, warned = time.perf_counter(), 0, 0.0, 0, 0
         saved_at = self.iteration
+        had_last = (self.out_dir / "last.pt").is_file()  # read before any rank writes it: the same on every rank
         self.model.train()
         freeze_bn_stats(self.model)
         stop = StopRequest()
@@ -270,9 +299,13 @@ class Trainer:
                 if len(batch.labels) == 0:
                     continue
                 loss = self.train_step(batch)
+                n = len(batch.labels)
+                if self.dist.enabled:  # the global batch's mean loss and size
+                    weighted, n_all = self.dist.all_sum([loss * n, float(n)])
+                    loss, n = weighted / max(n_all, 1.0), int(n_all)
                 self.iteration += 1
-                images += len(batch.labels)
-                mon.count_images(len(batch.labels))
+                images += n
+                mon.count_images(n)
                 loss_sum, loss_n = loss_sum + loss, loss_n + 1
                 if self.iteration % cfg.log_interval == 0 or self.iteration == end:
                     lr = self.optimizer.param_groups[0]["lr"]
@@ -291,14 +324,16 @@ class Trainer:
                     self.model.train()
                     freeze_bn_stats(self.model)
                 if cfg.save_interval and self.iteration % cfg.save_interval == 0:
-                    self.save("last.pt")
+                    self.save("last.pt", all_ranks=True)
                     saved_at = self.iteration
-            if self.iteration != saved_at or not (self.out_dir / "last.pt").is_file():
-                self.save("last.pt")  # a finished run that is resumed again is left as it is
+            if self.iteration != saved_at or not had_last:
+                self.save("last.pt", all_ranks=True)  # a finished run that is resumed again is left as it is
             if self.final_grouping() is not None:
                 mon.info(f"final grouping: {self.final_grouping()}")
         except KeyboardInterrupt:
-            path = self.save("last.pt")  # the state after the last finished step: a resume continues exactly
+            # the state after the last finished step: a resume continues exactly (rank 0 writes it alone: the other
+            # ranks may have stopped at another step)
+            path = self.save("last.pt")
             raise TrainingInterrupted(self.iteration, path) from None
         finally:
             stop.close()
@@ -329,6 +364,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[
     from cllstr.text.charset import Charset
     from cllstr.train.data import build_charset, build_eval_loaders, build_train_loader
 
+    dist = init_distributed(cfg.device)
+    if dist.enabled and cfg.threads is None:  # share the cores among the ranks of this node
+        cfg = dataclasses.replace(cfg, threads=max(1, (os.cpu_count() or 1) // dist.local_world_size))
     last = Path(cfg.out_dir) / "last.pt"
     state = None
     if resume:
@@ -336,11 +374,14 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[
         charset = Charset(state["charset"]["tokens"], mode=state["charset"]["mode"])
     else:
         charset = build_charset(cfg.data)
-    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
-    charset.save(Path(cfg.out_dir) / "charset.txt")
-    loader = build_train_loader(cfg.data, charset, cfg.batch_size, cfg.seed)
-    val = build_eval_loaders(cfg.data, "validation", cfg.batch_size) if cfg.val_interval else {}
-    trainer = Trainer(cfg, charset, loader, val, quiet=quiet, loader_name=describe_loader(loader))
+    if dist.is_main:
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        charset.save(Path(cfg.out_dir) / "charset.txt")
+    loader = build_train_loader(cfg.data, charset, cfg.batch_size, cfg.seed, rank=dist.rank,
+                                world_size=dist.world_size)
+    val = build_eval_loaders(cfg.data, "validation", cfg.batch_size) if cfg.val_interval and dist.is_main else {}
+    name = describe_loader(loader) + (f", {dist.world_size} ranks" if dist.enabled else "")
+    trainer = Trainer(cfg, charset, loader, val, quiet=quiet, loader_name=name, dist=dist)
     if state is not None:
         trainer.load_state_dict(state)
     return trainer, trainer.fit()

@@ -34,18 +34,21 @@ class RunMonitor:
         start: Iteration the run starts from (nonzero on resume).
         tensorboard: Also write TensorBoard scalars (needs the ``tensorboard`` package).
         quiet: Print nothing (logs are still written).
+        write: Write the log files (False on the non-zero ranks of a distributed run, which also print nothing).
     """
 
     def __init__(self, out_dir: str | Path, total: int, start: int = 0, tensorboard: bool = False,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, write: bool = True) -> None:
         self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.write = write
+        if write:
+            self.dir.mkdir(parents=True, exist_ok=True)
         self.total = total
-        self.console = Console(stderr=True, quiet=quiet, highlight=False)
-        self._jsonl = open(self.dir / "log.jsonl", "a", encoding="utf-8")
+        self.console = Console(stderr=True, quiet=quiet or not write, highlight=False)
+        self._jsonl = open(self.dir / "log.jsonl", "a", encoding="utf-8") if write else None
         self._csv: dict[str, tuple[Any, csv.DictWriter]] = {}
         self._tb = None
-        if tensorboard:
+        if tensorboard and write:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as e:
@@ -62,6 +65,8 @@ class RunMonitor:
 
     def record(self, kind: str, row: dict[str, Any]) -> None:
         """Append ``row`` (flat scalars) to the JSONL log, ``<kind>.csv`` and TensorBoard."""
+        if self._jsonl is None:
+            return
         row = {"kind": kind, "time": round(time.time(), 3), **row}
         self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._jsonl.flush()
@@ -110,7 +115,8 @@ class RunMonitor:
 
     def close(self) -> None:
         """Flush and close every log file."""
-        self._jsonl.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
         for fh, _ in self._csv.values():
             fh.close()
         if self._tb is not None:

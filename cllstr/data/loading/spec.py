@@ -53,7 +53,8 @@ class LoaderSpec:
         augment: False, True (the default augmentation), an ``Augment`` (torch), an ``AugmentConfig`` or a mapping of
             its fields (DALI; a torch ``Augment`` is translated).
         jpeg_draft: Decode JPEGs at a reduced DCT scale (torch backend; a speed option that changes pixels).
-        batch_size: Samples per batch (corrupt records make a batch smaller, never fill it with dummies).
+        batch_size: Samples per batch (corrupt records make a batch smaller, never fill it with dummies); with
+            ``world_size > 1`` the global batch, of which each rank loads its share.
         shuffle: Shuffle (concat mode) or shuffle within sources (ratio mode).
         seed: Seeds shuffling, random caps and augmentation; same seed, same batches.
         drop_last: Drop a last incomplete batch (concat mode).

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from cllstr.data.loading.batch import Collate
 from cllstr.data.loading.dataset import LmdbDataset, MixtureDataset
 from cllstr.data.loading.decode import ImageTransform, auto_decode_threads
 from cllstr.data.loading.spec import LoaderSpec
-from cllstr.data.mixture.sampler import RatioBatchSampler
+from cllstr.data.mixture.sampler import RatioBatchSampler, ShardedBatchSampler
 from cllstr.data.mixture.select_data import parse_batch_ratio, script_of_name
 from cllstr.data.mixture.spec import MixSpec, SourceSpec, load_mix_spec, mix_from_select_data
 from cllstr.text.charset import Charset
@@ -94,11 +94,10 @@ def build_torch_loader(spec: LoaderSpec, charset: Charset | None = None) -> Data
     Returns:
         The loader; ``loader.dataset`` is the :class:`MixtureDataset` (``.num_corrupt``, ``.source_sizes()``).
 
-    Raises:
-        ValueError: ``spec.world_size > 1`` (the torch backend does not shard by rank).
+    With ``spec.world_size > 1`` the loader yields this rank's strided share of each global batch of
+    ``spec.batch_size`` (:class:`~cllstr.data.mixture.sampler.ShardedBatchSampler`); every rank draws the same global
+    batches, so the ranks together see exactly what one process with the same spec sees.
     """
-    if spec.world_size > 1:
-        raise ValueError("the torch loader does not shard by rank (world_size > 1); use --loader dali")
     threads = auto_decode_threads(spec.workers) if spec.decode_threads is None else spec.decode_threads
     dataset, mix = build_dataset(spec, charset, decode_threads=threads)
     collate = Collate(spec.channels, spec.img_h, spec.img_w)
@@ -108,11 +107,17 @@ def build_torch_loader(spec: LoaderSpec, charset: Charset | None = None) -> Data
         extra.update(persistent_workers=True, prefetch_factor=spec.prefetch_factor or 2)
     common = dict(num_workers=spec.workers, collate_fn=collate, pin_memory=spec.pin_memory, generator=generator)
     if mix.mix == "ratio":
-        sampler = RatioBatchSampler(dataset.source_ids, mix.ratios(), spec.batch_size, num_batches=spec.num_batches,
-                                    seed=mix.seed, shuffle=spec.shuffle)
-        return DataLoader(dataset, batch_sampler=sampler, **common, **extra)
-    return DataLoader(dataset, batch_size=spec.batch_size, shuffle=spec.shuffle, drop_last=spec.drop_last,
-                      **common, **extra)
+        batches: Any = RatioBatchSampler(dataset.source_ids, mix.ratios(), spec.batch_size,
+                                         num_batches=spec.num_batches, seed=mix.seed, shuffle=spec.shuffle)
+    elif spec.world_size > 1:  # the global batches a single process would draw (same sampler, same generator)
+        order = RandomSampler(dataset, generator=generator) if spec.shuffle else SequentialSampler(dataset)
+        batches = BatchSampler(order, spec.batch_size, spec.drop_last)
+    else:
+        return DataLoader(dataset, batch_size=spec.batch_size, shuffle=spec.shuffle, drop_last=spec.drop_last,
+                          **common, **extra)
+    if spec.world_size > 1:
+        batches = ShardedBatchSampler(batches, spec.rank, spec.world_size)
+    return DataLoader(dataset, batch_sampler=batches, **common, **extra)
 
 
 def build_dataloader(root: Any, select_data: Any = None, *, charset: Charset | None = None,

@@ -7,12 +7,12 @@ repeated and large ones subsampled, deterministically for a seed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
 
-__all__ = ["RatioBatchSampler", "split_batch"]
+__all__ = ["RatioBatchSampler", "ShardedBatchSampler", "split_batch"]
 
 
 def split_batch(batch_size: int, ratios: Sequence[float]) -> list[int]:
@@ -94,3 +94,35 @@ class RatioBatchSampler(Sampler[list[int]]):
             for stream, c in zip(streams, self.counts, strict=True):
                 batch.extend(next(stream) for _ in range(c))
             yield batch
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """One distributed rank's strided share (``batch[rank::world_size]``) of every batch of a global batch sampler.
+
+    Every rank wraps the same global sampler (same seed), so the ranks' shares of a step are disjoint and together
+    are exactly the global batch; per-batch source ratios therefore hold for the global batch.
+
+    Args:
+        batch_sampler: The global batch sampler (its ``sampler``, if any, stays reachable for RNG bookkeeping).
+        rank: This rank.
+        world_size: Number of ranks.
+    """
+
+    def __init__(self, batch_sampler: Sampler[list[int]] | Iterable[list[int]], rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        self.batch_sampler = batch_sampler
+        self.sampler = getattr(batch_sampler, "sampler", None)
+        self.rank, self.world_size = rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forwarded to the global sampler."""
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batch_sampler:
+            yield list(batch)[self.rank::self.world_size]
