@@ -4,7 +4,9 @@
 # It builds the native library with the CUDA kernels first (make build), then runs the CUDA-marked tests, then the
 # GPU parts of the benchmarks, each under its own time limit so that one hang does not eat the budget. The CTC
 # decode benchmarks have no CUDA path yet (issue #16): on the GPU machine they measure its host CPU; bench_dali.py
-# runs its DALI "mixed" (GPU) part when a GPU is present. The CUDA kernels have never run before this script.
+# runs its DALI "mixed" (GPU) part when a GPU is present; bench_svtr_attention.py --device cuda times the windowed
+# attention op (bf16) against masked SDPA and the svtr_tiny bf16 training step (< 2 min). The limits sum to < 8 min.
+# The CUDA kernels have never run before this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu_check_out}
@@ -19,9 +21,10 @@ step() {  # step NAME SECONDS CMD...: run with a limit, keep the log, go on afte
   echo "== $name: rc=$rc, $(( $(date +%s) - start )) s so far"
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1; cat "$out/gpu.txt"
-step build 240 make build
-step cuda_tests 150 .venv/bin/python -m pytest -q -m cuda --require-native tests
-step greedy_decode 30 .venv/bin/python benchmarks/bench_ctc_decode.py --rounds 3
-step beam_search 45 .venv/bin/python benchmarks/bench_ctc_beam.py --rounds 3 --skip-greedy
-step dali 45 .venv/bin/python benchmarks/bench_dali.py
+step build 200 make build
+step cuda_tests 130 .venv/bin/python -m pytest -q -m cuda --require-native tests
+step greedy_decode 20 .venv/bin/python benchmarks/bench_ctc_decode.py --rounds 3
+step beam_search 30 .venv/bin/python benchmarks/bench_ctc_beam.py --rounds 3 --skip-greedy
+step dali 30 .venv/bin/python benchmarks/bench_dali.py
+step svtr_attention 60 .venv/bin/python benchmarks/bench_svtr_attention.py --device cuda --rounds 5 --train-rounds 3
 echo "gpu_check finished in $(( $(date +%s) - start )) s; logs in $out/"

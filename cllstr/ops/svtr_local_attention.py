@@ -39,6 +39,11 @@ def _cpu_mask(h: int, w: int, kh: int, kw: int) -> Tensor:
     return (dy <= kh // 2) & (dx <= kw // 2)
 
 
+@functools.lru_cache(maxsize=64)
+def _device_mask(h: int, w: int, kh: int, kw: int, device: torch.device) -> Tensor:
+    return _cpu_mask(h, w, kh, kw).to(device)  # cached per device: no host-to-device copy per call (never modified)
+
+
 def local_window_mask(h: int, w: int, kh: int, kw: int, device: torch.device | str | None = None) -> Tensor:
     """Boolean ``(h*w, h*w)`` mask, True where the key token lies in the ``kh x kw`` window centred on the query.
 
@@ -99,7 +104,7 @@ def reference_svtr_local_attention(q: Tensor, k: Tensor, v: Tensor, grid: Sequen
         ``(B, heads, N, d)``: ``softmax(scale * q k^T + mask) v``, in q's dtype.
     """
     g, w = _check(q, k, v, grid, window)
-    mask = _cpu_mask(g[0], g[1], w[0], w[1]).to(q.device)
+    mask = _device_mask(g[0], g[1], w[0], w[1], q.device)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
