@@ -20,26 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cllstr.checkpoint import load_checkpoint
-from cllstr.models import create_model, prediction_kind
+from cllstr.checkpoint import load_model
+from cllstr.models import prediction_kind
 from cllstr.text.charset import Charset
 
-__all__ = ["OPSET", "load_model", "export_onnx", "export_torchscript", "OnnxModel"]
+__all__ = ["OPSET", "export_onnx", "export_program", "export_torchscript", "OnnxModel"]
 
 OPSET = 17
 _META = ("cllstr.charset", "cllstr.image", "cllstr.prediction", "cllstr.model")
-
-
-def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The model of cllstr checkpoint ``path`` in eval mode, and the checkpoint."""
-    state = load_checkpoint(path)
-    tokens = state["charset"]["tokens"]
-    model = create_model(state["model_name"], len(tokens) + 1, **state.get("model_kwargs", {}))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint {path}: weights do not fit model {state['model_name']!r}: {e}") from e
-    return model.eval(), state
 
 
 def _example(state: dict[str, Any], batch: int = 2) -> torch.Tensor:
@@ -61,7 +49,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
     """
     import onnx
 
-    model, state = load_model(checkpoint)
+    loaded = load_model(checkpoint)
+    model, state = loaded.model, loaded.state
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # tracer notes about the unrolled decoder loop and shape arithmetic
@@ -85,15 +74,43 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
 
 def export_torchscript(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the model of ``checkpoint`` as a traced TorchScript module (``torch.jit.load`` reads it)."""
-    model, state = load_model(checkpoint)
+    loaded = load_model(checkpoint)
+    model, state = loaded.model, loaded.state
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, (_example(state),), check_trace=False)
-        extra = {"cllstr.json": json.dumps({"charset": state["charset"], "image": state.get("image", {}),
-                                            "prediction": prediction_kind(model)}, ensure_ascii=False)}
+        extra = {"cllstr.json": _meta_json(state, model)}
         torch.jit.save(traced, str(out), _extra_files=extra)  # deprecated in favour of torch.export, still supported
+    return out
+
+
+def _meta_json(state: dict[str, Any], model: nn.Module) -> str:
+    return json.dumps({"charset": state["charset"], "image": state.get("image", {}),
+                       "prediction": prediction_kind(model)}, ensure_ascii=False)
+
+
+def export_program(checkpoint: str | Path, out: str | Path, max_batch: int = 4096) -> Path:
+    """Write the model of ``checkpoint`` as a ``torch.export`` program with a dynamic batch axis (``.pt2``;
+    ``torch.export.load`` reads it, ``cllstr.json`` in its extra files holds the charset and image format).
+
+    Native ops stay in the graph as ``torch.ops.cllstr.*`` calls (they have fake kernels), so loading it needs
+    ``import cllstr.ops`` first when the model uses one.
+    """
+    loaded = load_model(checkpoint)
+    model, state = loaded.model, loaded.state
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
+    try:
+        with warnings.catch_warnings():  # nn.LSTM re-assigns its flat weights while traced; harmless here
+            warnings.filterwarnings("ignore", message=".*were assigned during export.*")
+            program = torch.export.export(model, (_example(state),), dynamic_shapes=({0: batch},))
+    except Exception as e:  # torch.export raises many types for untraceable code
+        raise ValueError(f"model {state['model_name']!r} does not export with torch.export: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}") from e
+    torch.export.save(program, str(out), extra_files={"cllstr.json": _meta_json(state, model)})
     return out
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cllstr.checkpoint import save_checkpoint
 from cllstr.cli.main import app
-from cllstr.deploy import OnnxModel, export_onnx, export_torchscript
+from cllstr.deploy import OnnxModel, export_onnx, export_program, export_torchscript
 from cllstr.models import create_model, list_models
 from cllstr.recognizer import Recognizer
 
@@ -71,6 +71,21 @@ def test_torchscript_matches_torch(name: str, kwargs: dict, tmp_path: Path) -> N
         x = torch.rand(batch, 1, 32, 100) * 2 - 1
         with torch.no_grad():
             _close(scripted(x), rec.model(x))
+
+
+@pytest.mark.parametrize("name", ["crnn", "svtr_tiny", "cnn_ctc", "rosetta"])
+def test_torch_export_program_matches_torch_with_a_dynamic_batch(name: str, tmp_path: Path) -> None:
+    import json
+
+    ckpt = _checkpoint(tmp_path / "m.pt", name)
+    extra = {"cllstr.json": ""}
+    program = torch.export.load(str(export_program(ckpt, tmp_path / "m.pt2")), extra_files=extra)
+    assert json.loads(extra["cllstr.json"])["charset"]["tokens"] == TOKENS
+    rec = Recognizer.from_checkpoint(ckpt, device="cpu", precision="fp32")
+    for batch in (1, 5):
+        x = torch.rand(batch, 3, 32, 100) * 2 - 1
+        with torch.no_grad():
+            _close(program.module()(x), rec.model(x))
 
 
 def test_export_and_predict_onnx_cli(tmp_path: Path) -> None:
