@@ -113,8 +113,10 @@ def predict(
         rows = []
         for p, r in done:
             row = {"path": str(p), "text": r.text, "confidence": round(r.confidence, 6)}
-            if r.script is not None:  # models with a script head (grouped)
-                row.update(script=r.script, script_prob=round(r.script_prob, 6))
+            if r.script is not None:  # a script head's answer (grouped models) or the recognised letters' script
+                row["script"] = r.script
+            if r.script_prob is not None:
+                row["script_prob"] = round(r.script_prob, 6)
             if top_k > 1:
                 row["alternatives"] = [{"text": h.text, "log_prob": round(h.log_prob, 6), "in_lexicon": h.in_lexicon}
                                        for h in r.alternatives]
@@ -122,7 +124,7 @@ def predict(
         text = json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
     else:  # path, text, confidence, [script, script probability,] then (--top-k) alternative/log-probability pairs
         text = "".join(f"{p}\t{r.text}\t{r.confidence:.6f}"
-                       + (f"\t{r.script}\t{r.script_prob:.6f}" if r.script is not None else "")
+                       + (f"\t{r.script}\t{r.script_prob:.6f}" if r.script_prob is not None else "")
                        + "".join(f"\t{h.text}\t{h.log_prob:.4f}" for h in (r.alternatives if top_k > 1 else ()))
                        + "\n" for p, r in done)
     if output is not None:

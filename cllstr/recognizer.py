@@ -23,7 +23,7 @@ from cllstr.decoding.ctc import DecoderConfig, Hypothesis, beam_decode_logits
 from cllstr.decoding.heads import check_decoder, decode_head, forward_logits
 from cllstr.device import autocast, resolve_amp_dtype, resolve_device
 from cllstr.models import prediction_kind
-from cllstr.scripts import SCRIPT_ORDER
+from cllstr.scripts import SCRIPT_ORDER, guess_script
 from cllstr.text.charset import Charset
 from cllstr.text.lexicon import Lexicon, load_lexicon
 
@@ -43,8 +43,15 @@ class Prediction:
     text: str
     confidence: float
     alternatives: tuple[Hypothesis, ...] = ()
-    script: str | None = None  # identified script (models with a script head, e.g. ``grouped``) and its probability
+    # identified script: a script head's answer and its probability (``grouped`` models), else the script of the
+    # recognised letters (``guess_script``; no probability); None when the text has no letter of a known script
+    script: str | None = None
     script_prob: float | None = None
+
+
+def _script(text: str, script: str | None, prob: float | None) -> tuple[str | None, float | None]:
+    """The script head's answer, or for a model without one the script of the recognised letters (no probability)."""
+    return (script, prob) if script is not None else (guess_script(text), None)
 
 
 class Recognizer:
@@ -142,10 +149,11 @@ class Recognizer:
             if self.decoder.kind == "beam":
                 for hyps, (sc, sp) in zip(beam_decode_logits(logits, self.charset, self.decoder), scripts, strict=True):
                     best = hyps[0] if hyps else Hypothesis("", float("-inf"))
-                    out.append(Prediction(best.text, math.exp(best.log_prob), tuple(hyps), sc, sp))
+                    out.append(Prediction(best.text, math.exp(best.log_prob), tuple(hyps), *_script(best.text, sc, sp)))
                 continue
             texts, confs = decode_head(logits, self.charset, self.decoder, self.prediction)
-            out.extend(Prediction(t, c, (), sc, sp) for t, c, (sc, sp) in zip(texts, confs, scripts, strict=True))
+            out.extend(Prediction(t, c, (), *_script(t, sc, sp))
+                       for t, c, (sc, sp) in zip(texts, confs, scripts, strict=True))
         return out
 
     def predict(self, images: torch.Tensor | Iterable[ImageInput] | ImageInput) -> list[Prediction]:

@@ -74,6 +74,12 @@ def test_predict_cli_and_api_agree(trained: tuple[Path, Path], tmp_path: Path) -
     rec = Recognizer.from_checkpoint(out / "best.pt", device="cpu", precision="fp32")
     preds = rec.predict(sorted(folder.iterdir()))
     assert [p.text for p in preds] == [r["text"] for r in rows]
+    # a single-head model identifies the script from the letters it read (no probability)
+    from cllstr.scripts import guess_script
+
+    assert [p.script for p in preds] == [guess_script(p.text) for p in preds]
+    assert [r.get("script") for r in rows] == [p.script for p in preds]
+    assert all(p.script_prob is None and "script_prob" not in r for p, r in zip(preds, rows, strict=True))
     assert all(0.0 <= p.confidence <= 1.0 for p in preds)
     pil = rec.predict(Image.open(folder / "0.png"))
     assert pil == rec.predict(folder / "0.png")  # same batch composition, same numbers
