@@ -123,7 +123,7 @@ bench: build
 	$(PY) benchmarks/bench_ctc_decode.py
 
 lint: venv
-	$(VENV)/bin/ruff check cllstr cli tests benchmarks
+	$(VENV)/bin/ruff check cllstr tests benchmarks
 
 clean:
 	rm -rf build cmake-build cmake-build.log cllstr/_C*.so cllstr/data/loading/dali/libcllstr_dali.so *.egg-info

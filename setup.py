@@ -175,8 +175,7 @@ if ext_modules:
     cmdclass["build_ext"] = _build_ext_class(cmdclass.get("build_ext", build_ext))
 
 setup(
-    packages=find_packages(include=["cllstr", "cllstr.*"]) + ["cllstr.cli"],
-    package_dir={"cllstr.cli": "cli"},
+    packages=find_packages(include=["cllstr", "cllstr.*"]),
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False,

@@ -33,7 +33,9 @@ def _unit(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "cllstr" or len(parts) < 2 or parts[1] == "__init__":
         return None
-    return parts[1]
+    unit = parts[1]
+    is_unit = unit == "_C" or (PACKAGE / unit).is_dir() or (PACKAGE / f"{unit}.py").is_file()
+    return unit if is_unit else None  # ``from cllstr import __version__`` names no unit
 
 
 def _imports() -> list[tuple[str, str, str]]:
