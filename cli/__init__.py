@@ -1,1 +1,0 @@
-"""Typer command-line interface of cllstr (installed as the ``cllstr`` console script, imported as ``cllstr.cli``)."""
