@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cllstr.checkpoint import load_model
-from cllstr.models import prediction_kind
+from cllstr.models import is_model, model_info, prediction_kind
 from cllstr.text.charset import Charset
 
 __all__ = ["OPSET", "export_onnx", "export_program", "export_torchscript", "OnnxModel"]
@@ -31,9 +31,12 @@ _META = ("cllstr.charset", "cllstr.image", "cllstr.prediction", "cllstr.model")
 
 
 def _example(state: dict[str, Any], batch: int = 2) -> torch.Tensor:
+    """An input of the checkpoint's format; a checkpoint that records none gets its model's registry default."""
+    info = model_info(state["model_name"]) if is_model(state["model_name"]) else None
+    h, w = info.input_size if info is not None else (32, 100)
     image = state.get("image", {})
-    chans = 3 if image.get("rgb", True) else 1
-    return torch.zeros(batch, chans, int(image.get("img_h", 32)), int(image.get("img_w", 100)))
+    rgb = image.get("rgb", info is None or info.in_chans == 3)
+    return torch.zeros(batch, 3 if rgb else 1, int(image.get("img_h", h)), int(image.get("img_w", w)))
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> Path:
