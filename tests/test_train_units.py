@@ -149,3 +149,25 @@ def test_cascade_skips_mismatched_shapes(tmp_path: Path) -> None:
     new = create_model("cnn_ctc", 3, out_channels=64)
     report = init_from_checkpoint(new, ["a", "b"], tmp_path / "old.pt")
     assert "features.body.0.weight" in report.skipped
+
+
+def test_cascade_into_and_out_of_a_grouped_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    single = create_model("cnn_ctc", 4, out_channels=32)
+    _ckpt(single, ["a", "b", "c"], tmp_path / "single.pt")
+    grouped = create_model("grouped", 4, backbone="cnn_ctc", backbone_kwargs={"out_channels": 32}, heads=2)
+    fresh_heads = {k: v.clone() for k, v in grouped.state_dict().items() if not k.startswith("encoder.")}
+    report = init_from_checkpoint(grouped, ["a", "b", "c"], tmp_path / "single.pt")
+    for name, tensor in single.state_dict().items():  # the backbone lands in the shared encoder
+        if not name.startswith("head."):
+            assert torch.equal(grouped.state_dict()[f"encoder.{name}"], tensor), name
+    assert all(torch.equal(grouped.state_dict()[k], v) for k, v in fresh_heads.items())  # heads start fresh
+    assert not any(k.startswith("heads.") for k in report.copied)
+    # and back: a grouped run's encoder initialises a single-head model; its classifier starts fresh
+    torch.save({**torch.load(tmp_path / "single.pt", weights_only=False), "model_name": "grouped",
+                "model": grouped.state_dict()}, tmp_path / "grouped.pt")
+    back = create_model("cnn_ctc", 4, out_channels=32)
+    head = back.head.weight.clone()
+    report = init_from_checkpoint(back, ["a", "b", "c"], tmp_path / "grouped.pt")
+    assert torch.equal(back.features.body[0].weight, single.features.body[0].weight)
+    assert torch.equal(back.head.weight, head) and "head.weight" in report.skipped

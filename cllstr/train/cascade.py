@@ -1,13 +1,14 @@
 """Cascade learning: initialise a model from another run's checkpoint, remapping the charset by token.
 
-Every tensor of the state dict whose name and shape match is copied, BatchNorm running statistics included (the
-reference copies ``named_parameters`` only and so drops them, which de-calibrates BatchNorm after the transfer). The
-classifier modules of the model's registry entry (:attr:`cllstr.models.registry.ModelInfo.classifier`: ``head``,
-``Linear(F, num_classes)``, and for attention models also the decoder's input embedding ``decoder.embed``, one row per
-class plus its start token) are remapped row by row: the blank row and the row of every token present in both charsets
-are copied; rows of new tokens keep their fresh initialisation. ``freeze=True`` stops the gradient of every copied
-parameter except these class-indexed ones, and :func:`freeze_bn_stats` keeps the running statistics of fully frozen
-BatchNorm layers fixed.
+Every tensor of the state dict whose name and shape match is copied (between a single-head model and a grouped model
+over the same backbone, the backbone's tensors are matched under the grouped model's ``encoder.`` prefix), BatchNorm
+running statistics included (the reference copies ``named_parameters`` only and so drops them, which de-calibrates
+BatchNorm after the transfer). The classifier modules of the model's registry entry
+(:attr:`cllstr.models.registry.ModelInfo.classifier`: ``head``, ``Linear(F, num_classes)``, and for attention models
+also the decoder's input embedding ``decoder.embed``, one row per class plus its start token) are remapped row by row:
+the blank row and the row of every token present in both charsets are copied; rows of new tokens keep their fresh
+initialisation. ``freeze=True`` stops the gradient of every copied parameter except these class-indexed ones, and
+:func:`freeze_bn_stats` keeps the running statistics of fully frozen BatchNorm layers fixed.
 """
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ def _remap_rows(new: torch.Tensor, old: torch.Tensor, old_tokens: list[str], new
     return shared
 
 
+ENCODER = "encoder."  # a grouped model's shared encoder: its backbone without the classifier
+
+
+def _align_encoder(old_sd: dict[str, torch.Tensor], new_keys: Any) -> dict[str, torch.Tensor]:
+    """Translate state-dict names between a single-head model and a grouped model over the same backbone: the
+    backbone's tensors are ``X`` in one and ``encoder.X`` in the other (the single head's classifier has no
+    counterpart in the grouped model, whose heads start fresh)."""
+    new_grouped = any(k.startswith(ENCODER) for k in new_keys)
+    old_grouped = any(k.startswith(ENCODER) for k in old_sd)
+    if new_grouped and not old_grouped:
+        return {ENCODER + k: v for k, v in old_sd.items()}
+    if old_grouped and not new_grouped:
+        return {k.removeprefix(ENCODER): v for k, v in old_sd.items() if k.startswith(ENCODER)}
+    return dict(old_sd)
+
+
 def init_from_checkpoint(model: nn.Module, tokens: list[str], path: str | Path, freeze: bool = False,
                          state: dict[str, Any] | None = None) -> CascadeReport:
     """Load weights of checkpoint ``path`` into ``model`` whose charset is ``tokens``.
@@ -81,7 +98,7 @@ def init_from_checkpoint(model: nn.Module, tokens: list[str], path: str | Path, 
         A :class:`CascadeReport`.
     """
     ckpt = state if state is not None else load_checkpoint(path)
-    old_sd: dict[str, torch.Tensor] = ckpt["model"]
+    old_sd = _align_encoder(ckpt["model"], model.state_dict().keys())
     old_tokens = list(ckpt["charset"]["tokens"])
     report = CascadeReport()
     class_rows = class_row_prefixes(model)
