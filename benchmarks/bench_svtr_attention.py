@@ -140,7 +140,8 @@ def bench_train(args: argparse.Namespace) -> None:
     steps = {"native": train_step(nat, args.device, args.train_batch, amp),
              "reference": train_step(ref, args.device, args.train_batch, amp)}
     first = {name: fn() for name, fn in steps.items()}  # same weights, same batch: the same first loss
-    assert abs(first["native"] - first["reference"]) <= 1e-3 * abs(first["reference"]) + 1e-3, first
+    tol = 2e-2 if amp else 1e-3  # bf16 autocast: the two attention paths round differently
+    assert abs(first["native"] - first["reference"]) <= tol * abs(first["reference"]) + tol, first
     t = timed(steps, args.train_rounds, args.device, args.threads)
     print(f"  svtr_tiny train step b{args.train_batch} 32x100 CTC+AdamW{' bf16 autocast' if amp else ' fp32'}: "
           f"native {statistics.median(t['native']):.3f} s, reference {statistics.median(t['reference']):.3f} s, "

@@ -71,6 +71,10 @@ CASES = [
     Case("empty_batch", 0, 2, (8, 25), (7, 11), 32),
     Case("d64_heads6", 1, 6, (4, 25), (7, 11), 64, "qkv"),
     Case("odd_d", 3, 2, (5, 7), (5, 3), 12, "strided_d"),
+    # CUDA launch variants: a key window over 48 KiB of shared memory (opt-in size), and one too large for shared
+    # memory at all (read from global memory).
+    Case("d64_large_smem", 2, 2, (8, 25), (7, 11), 64, "qkv"),
+    Case("d256_global_memory", 1, 2, (8, 25), (15, 51), 256),
 ]
 CASE_IDS = [c.name for c in CASES]
 GRADCHECK = (0, 3, 4, 6, 9, 12)  # stage shape, 1xN, Nx1, window larger than the grid, one token, odd d

@@ -128,7 +128,8 @@ def svtr_local_attention(q: Tensor, k: Tensor, v: Tensor, grid: Sequence[int], w
 
     Args:
         q, k, v: ``(B, heads, N, d)`` float32/float16/bfloat16/float64 with ``N = H * W``, same dtype and device; any
-            strides (a unit stride on ``d`` avoids a copy). float16/bfloat16 accumulate in float32.
+            strides (a unit stride on ``d`` avoids a copy). float16/bfloat16 accumulate in float32. The CUDA kernel
+            takes ``d <= 256``.
         grid: ``(H, W)``, the token grid in row-major order.
         window: ``(kh, kw)``, odd; truncated at the grid borders; larger than the grid is allowed.
         scale: Score scale; ``None`` means ``1 / sqrt(d)``.
