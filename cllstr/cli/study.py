@@ -53,7 +53,12 @@ def run(
     no_synth: Annotated[bool, typer.Option("--no-synth", help="Real data at --data: never synthesise.")] = False,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Replace the model axis.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="TrainConfig field for every run: k=v.")] = None,
-    executor: Annotated[str, typer.Option(help="process (child processes) or inline (this process).")] = "process",
+    executor: Annotated[str, typer.Option(help="process (child processes), inline (this process) or ray (a task "
+                                                "per run on a Ray cluster: pip install 'cllstr[ray]').")] = "process",
+    address: Annotated[str | None, typer.Option("--address", help="Ray: auto, HOST:PORT, or none for a new local "
+                                                "cluster.")] = None,
+    cpus_per_run: Annotated[int, typer.Option("--cpus-per-run", help="Ray: CPUs (and threads) per run.")] = 1,
+    gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", help="Ray: GPUs per run.")] = 0.0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     results_from: Annotated[list[Path] | None, typer.Option(
         "--results-from", help="Study or results folder (cllstr study export) whose finished runs count as done "
@@ -108,7 +113,14 @@ def run(
                            f"{r.config.iterations} it x {r.config.batch_size}{dep}")
             typer.echo(f"{len(runs)} runs")
             return
-        runner = StudyRunner(spec, out, parallel=parallel, executor=executor, quiet=quiet, device=device)
+        ray = None
+        if executor == "ray":
+            from cllstr.study.ray_executor import RayOptions
+
+            ray = RayOptions(address, cpus_per_run, gpus_per_run)
+        elif address is not None:
+            usage("applies to --executor ray only", "--address")
+        runner = StudyRunner(spec, out, parallel=parallel, executor=executor, quiet=quiet, device=device, ray=ray)
         if results_from:
             from cllstr.study.results import import_results
 
@@ -118,7 +130,7 @@ def run(
                 usage(one_line(e), "--results-from")
             typer.echo(f"--results-from: {len(got)} finished run(s) taken over, not trained again")
         result = runner.run()
-    except (StudyError, KeyError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (StudyError, KeyError, ValueError, FileNotFoundError, FileExistsError, ConnectionError, ImportError) as e:
         fail(one_line(e))
     typer.echo(f"study {spec.name}: {len(result.done)} run(s) trained, {len(result.skipped)} already finished, "
                f"{len(result.failed)} failed, {result.seconds / 60:.1f} min wall time -> {out}")

@@ -39,7 +39,7 @@ from cllstr.study.worker import RUN_FILE, execute_run, is_done, read_status, wri
 
 __all__ = ["StudyResult", "required_datasets", "prepare_data", "StudyRunner", "EXECUTORS"]
 
-EXECUTORS = ("process", "inline")
+EXECUTORS = ("process", "inline", "ray")
 
 
 @dataclass
@@ -106,16 +106,18 @@ class StudyRunner:
         spec: The study.
         out_dir: Study folder.
         parallel: Runs at a time (process executor).
-        executor: ``process`` (child processes) or ``inline`` (this process, one at a time).
+        executor: ``process`` (child processes), ``inline`` (this process, one at a time) or ``ray`` (one Ray task
+            per run, :mod:`cllstr.study.ray_executor`).
         data_root: Data root; default ``spec.data.root`` or ``out_dir/data``.
         quiet: No progress view.
         console: Rich console for the progress view.
         device: Device for every run (``auto``: one GPU per run when GPUs exist, else CPU).
+        ray: Cluster address and per-run resources of the ``ray`` executor.
     """
 
     def __init__(self, spec: StudySpec, out_dir: str | Path, parallel: int = 1, executor: str = "process",
                  data_root: str | Path | None = None, quiet: bool = False, console: Console | None = None,
-                 device: str = "auto") -> None:
+                 device: str = "auto", ray: Any = None) -> None:
         if parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {parallel}")
         if executor not in EXECUTORS:
@@ -128,6 +130,7 @@ class StudyRunner:
         self.quiet = quiet
         self.console = console or Console(stderr=True, quiet=quiet)
         self.device = device
+        self.ray = ray
         self.runs = expand(spec)
 
     def run_dir(self, run: RunSpec) -> Path:
@@ -200,6 +203,11 @@ class StudyRunner:
     def run(self, prepare: bool = True) -> StudyResult:
         """Prepare the data (and the shared charset), then execute every unfinished run; returns what happened."""
         t0 = time.perf_counter()
+        if self.executor == "ray":  # a bad address or a cluster too small fails before anything is written
+            from cllstr.study.ray_executor import RayOptions, connect
+
+            self.ray = self.ray or RayOptions()
+            connect(self.ray)
         self.out.mkdir(parents=True, exist_ok=True)
         if prepare:
             prepare_data(self.spec, self.data_root, self.runs, self.console, progress=not self.quiet)
@@ -222,6 +230,8 @@ class StudyRunner:
             with live:
                 if self.executor == "inline":
                     self._run_inline(states, result)
+                elif self.executor == "ray":
+                    self._run_ray(states, result)
                 else:
                     self._run_processes(states, result)
         finally:
@@ -304,6 +314,17 @@ class StudyRunner:
                 proc.terminate()
                 proc.wait(timeout=30)
                 write_status(self.run_dir(run), "interrupted")
+
+    def _run_ray(self, states: dict[str, RunState], result: StudyResult) -> None:
+        from cllstr.study.ray_executor import run_tasks
+
+        def start(run: RunSpec, where: str) -> None:
+            st = states[run.hash]
+            st.state, st.started, st.where = "running", time.monotonic(), where
+
+        run_tasks([r for r in self.runs if states[r.hash].state == "pending"], self.run_dir,
+                  lambda run: self._ready(run, states, result),
+                  lambda run, ok, error: self._finish(run, states, result, ok, error), start, self.ray)
 
     def _log_event(self, row: dict[str, Any]) -> None:
         with open(self.out / "study_log.jsonl", "a", encoding="utf-8") as f:

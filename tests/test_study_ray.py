@@ -1,0 +1,130 @@
+"""Study grids on a real local Ray cluster (head on 127.0.0.1, 2 CPUs) started by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cllstr.cli.main import app
+from cllstr.study.worker import read_status
+
+ray = pytest.importorskip("ray", reason="the ray executor's tests need Ray: pip install 'cllstr[ray]'")
+
+TINY = {"iterations": 2, "batch_size": 4, "val_interval": 0, "save_interval": 1, "log_interval": 1, "threads": 1}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``ray start --head`` with 2 CPUs on 127.0.0.1; its address."""
+    port = _free_port()
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                    "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false", "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True, timeout=240)
+    yield f"127.0.0.1:{port}"
+    if ray.is_initialized():
+        ray.shutdown()
+    subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _study(tmp_path: Path, iterations: int = 2) -> Path:
+    study = {"name": "two", "data": {"scale": 0.001},
+             "models": [{"name": "cnn_ctc", "kwargs": {"out_channels": 16}}],
+             "base": {**TINY, "iterations": iterations}, "eval": {"max_samples": 4, "checkpoint": "last"},
+             "mixtures": [{"name": "LAT only", "select_data": "lang_L", "row": "Mono"},
+                          {"name": "HIN only", "select_data": "lang_H", "row": "Mono"}]}
+    path = tmp_path / f"two-{iterations}.yaml"
+    path.write_text(yaml.safe_dump(study), encoding="utf-8")
+    return path
+
+
+def _tables(out: Path) -> dict:
+    return json.loads((out / "report" / "summary.json").read_text(encoding="utf-8"))["tables"]
+
+
+def test_ray_executor_gives_the_local_executors_study(cluster: str, tmp_path: Path) -> None:
+    study, data = _study(tmp_path), tmp_path / "data"
+    cli = CliRunner()
+    local = cli.invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "local"), "--data", str(data),
+                             "--parallel", "2", "--quiet"])
+    assert local.exit_code == 0, local.output
+    on_ray = cli.invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "ray"), "--data", str(data),
+                              "--executor", "ray", "--address", cluster, "--cpus-per-run", "1",
+                              "--quiet"])
+    assert on_ray.exit_code == 0, on_ray.output
+    assert "2 run(s) trained" in on_ray.output
+    runs_local = sorted(p.name for p in (tmp_path / "local" / "runs").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ray" / "runs").iterdir()) == runs_local  # same run hashes
+    assert _tables(tmp_path / "ray") == _tables(tmp_path / "local")  # same runs, same threads: the same report
+    for h in runs_local:
+        assert read_status(tmp_path / "ray" / "runs" / h)["state"] == "done"
+
+
+def _kill_worker_when_running(out: Path, killed: list[int], stop: threading.Event) -> None:
+    """Kill the first study worker process of ``out`` once it has written a checkpoint."""
+    while not stop.is_set():
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                cmd = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"cllstr.study.worker" in cmd and any(str(out).encode() in c for c in cmd):
+                run_dir = Path(next(c for c in cmd if str(out).encode() in c).decode())
+                if (run_dir / "last.pt").is_file():
+                    os.kill(int(d.name), signal.SIGKILL)
+                    killed.append(int(d.name))
+                    return
+        time.sleep(0.05)
+
+
+def test_a_killed_run_is_retried_from_its_checkpoint(cluster: str, tmp_path: Path) -> None:
+    study, data = _study(tmp_path, iterations=300), tmp_path / "data"
+    out = tmp_path / "ray"
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_worker_when_running, args=(out, killed, stop), daemon=True)
+    killer.start()
+    try:
+        res = CliRunner().invoke(app, ["study", "run", str(study), "--out", str(out), "--data", str(data),
+                                       "--executor", "ray", "--address", cluster, "--quiet", "--no-report"])
+    finally:
+        stop.set()
+    assert res.exit_code == 0, res.output
+    assert killed, "no study worker was killed"
+    states = [read_status(d) for d in (out / "runs").iterdir()]
+    assert all(s["state"] == "done" and s["iterations"] == 300 for s in states)
+    assert any(s["resumed"] for s in states)  # the killed run continued from its last.pt
+
+
+def test_bad_address_or_too_small_a_cluster_write_nothing(cluster: str, tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    if ray.is_initialized():  # the CLI joins the cluster once per process; a new address needs a fresh start
+        ray.shutdown()
+    res = CliRunner().invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "a"), "--executor", "ray",
+                                   "--address", f"127.0.0.1:{_free_port()}", "--quiet"])
+    assert res.exit_code == 1 and "--address" in res.output and not (tmp_path / "a").exists()
+    res = CliRunner().invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "b"), "--executor", "ray",
+                                   "--address", cluster, "--cpus-per-run", "64", "--quiet"])
+    assert res.exit_code == 1 and "cannot place a run of 64 CPU" in res.output and not (tmp_path / "b").exists()
+    res = CliRunner().invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "c"), "--address", cluster])
+    assert res.exit_code == 2 and "--executor ray" in res.output
