@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def test_grouped_run_trains_logs_resumes_exactly_and_evaluates(data_root: Path, 
     assert [r["iteration"] for r in rows] == [2, 4]
     assert len(rows[-1]["p_tm"]) == 7 and all(abs(sum(r) - 1) < 1e-5 for r in rows[-1]["p_tm"])
     assert rows[-1]["grouping"].startswith("{A")
+    with open(tmp_path / "a" / "grouping_ptm.csv", encoding="utf-8") as f:  # P_TM table: validations x 7 x heads
+        table = list(csv.DictReader(f))
+    assert len(table) == 2 * 7 * 2 and {r["script"] for r in table} == set(SCRIPT_ORDER)
+    last = {(r["script"], int(r["head"])): float(r["probability"]) for r in table if int(r["iteration"]) == 4}
+    assert [[last[(s, h)] for h in range(2)] for s in SCRIPT_ORDER] == rows[-1]["p_tm"]
+    assert (tmp_path / "a" / "grouping_ptm.png").stat().st_size > 1000
     sid = rows[-1]["script_id"]
     assert len(sid["confusion"]) == 7 and sum(map(sum, sid["confusion"])) == 8  # 4 ARA + 4 LAT validation words
     assert sum(sid["confusion"][0]) == 4 and sum(sid["confusion"][6]) == 4
@@ -156,3 +163,16 @@ def test_script_id_report_from_a_confusion_matrix() -> None:
     assert md[0] == "script identification: 87.50% of 8 words (ARA 75.0 LAT 100.0)"
     assert md[2:] == ["| true \\ predicted | ARA | LAT |", "| --- | ---: | ---: |", "| ARA | 3 | 1 |",
                       "| LAT | 0 | 4 |"]
+
+
+def test_grouping_log_reader_ignores_a_torn_last_line_and_names_bad_ones(tmp_path: Path) -> None:
+    from cllstr.train.grouping_plot import read_grouping_log, write_ptm
+
+    good = json.dumps({"iteration": 2, "p_tm": [[1.0, 0.0]] * 7, "grouping": "{ABCHJKL}"})
+    (tmp_path / "grouping.jsonl").write_text(good + "\n" + good[:20], encoding="utf-8")
+    assert len(read_grouping_log(tmp_path / "grouping.jsonl")) == 1
+    assert [p.name for p in write_ptm(tmp_path, plot=False)] == ["grouping_ptm.csv"]
+    (tmp_path / "grouping.jsonl").write_text(json.dumps({"iteration": 2, "p_tm": [[1.0]]}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="grouping.jsonl:1: p_tm"):
+        read_grouping_log(tmp_path / "grouping.jsonl")
+    assert write_ptm(tmp_path / "nothing") == []

@@ -31,6 +31,7 @@ from cllstr.train.config import TrainConfig, config_to_dict
 from cllstr.train.data_stream import BatchStream
 from cllstr.train.distributed import DistContext, convert_sync_batchnorm, init_distributed
 from cllstr.train.grouping import grouping_string, model_spec
+from cllstr.train.grouping_plot import write_ptm
 from cllstr.train.monitor import RunMonitor
 from cllstr.train.objective import make_objective
 from cllstr.train.rng import capture_rng, restore_rng
@@ -330,6 +331,8 @@ class Trainer:
                 self.save("last.pt", all_ranks=True)  # a finished run that is resumed again is left as it is
             if self.final_grouping() is not None:
                 mon.info(f"final grouping: {self.final_grouping()}")
+                if self.dist.is_main:  # grouping_ptm.csv / .png from the run's grouping.jsonl
+                    write_ptm(self.out_dir)
         except KeyboardInterrupt:
             # the state after the last finished step: a resume continues exactly (rank 0 writes it alone: the other
             # ranks may have stopped at another step)
