@@ -264,6 +264,15 @@ class StudyRunner:
             self.console.print(f"[red]run {run.hash} ({st.label}) failed:[/] {result.failed[run.hash]} "
                                f"(see {self.run_dir(run)})")
 
+    def _finished_meanwhile(self, run: RunSpec, states: dict[str, RunState], result: StudyResult) -> bool:
+        """True (and the run marked skipped) when another process finished ``run`` after this study started, so
+        that it is neither trained nor evaluated again (which would overwrite its recorded wall time)."""
+        if not is_done(self.run_dir(run)):
+            return False
+        states[run.hash].state = "skipped"
+        result.skipped.append(run.hash)
+        return True
+
     def _run_inline(self, states: dict[str, RunState], result: StudyResult) -> None:
         for run in self.runs:
             st = states[run.hash]
@@ -271,6 +280,8 @@ class StudyRunner:
                 continue
             if self._ready(run, states, result) is not True:
                 self._finish(run, states, result, False, f"pre-training run {run.depends_on} did not finish")
+                continue
+            if self._finished_meanwhile(run, states, result):
                 continue
             st.state, st.started, st.where = "running", time.monotonic(), "this process"
             device = None if self.device == "auto" else self.device
@@ -281,23 +292,33 @@ class StudyRunner:
                 write_status(self.run_dir(run), "failed", error=f"{type(e).__name__}: {e}")
                 self._finish(run, states, result, False, f"{type(e).__name__}: {e}")
 
+    def _pick(self, pending: list[RunSpec], states: dict[str, RunState], result: StudyResult) -> RunSpec | None:
+        """Remove and return the first pending run that can start (None: none can yet); runs whose pre-training run
+        failed are marked failed, runs another process finished meanwhile skipped."""
+        while True:
+            pick = None
+            for run in list(pending):
+                ready = self._ready(run, states, result)
+                if ready is None:
+                    pending.remove(run)
+                    self._finish(run, states, result, False, f"pre-training run {run.depends_on} failed")
+                elif ready and pick is None:
+                    pick = run
+            if pick is None:
+                return None
+            pending.remove(pick)
+            if not self._finished_meanwhile(pick, states, result):
+                return pick
+
     def _run_processes(self, states: dict[str, RunState], result: StudyResult) -> None:
         pending = [r for r in self.runs if states[r.hash].state == "pending"]
         active: dict[int, tuple[RunSpec, subprocess.Popen]] = {}
         try:
             while pending or active:
                 for slot in [s for s in range(self.parallel) if s not in active]:
-                    pick = None
-                    for run in list(pending):
-                        ready = self._ready(run, states, result)
-                        if ready is None:
-                            pending.remove(run)
-                            self._finish(run, states, result, False, f"pre-training run {run.depends_on} failed")
-                        elif ready and pick is None:
-                            pick = run
+                    pick = self._pick(pending, states, result)
                     if pick is None:
                         break
-                    pending.remove(pick)
                     st = states[pick.hash]
                     st.state, st.started, st.where = "running", time.monotonic(), self._placement(slot)[3]
                     active[slot] = (pick, self._start(pick, slot))
