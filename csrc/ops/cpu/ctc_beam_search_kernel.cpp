@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "ops/cpu/isa_dispatch.h"
 #include "ops/cpu/vec_math.h"
 #include "ops/ctc_beam_search.h"
 #include "ops/ctc_beam_search_core.h"
@@ -24,47 +25,33 @@ namespace {
 using cpu::exp_nonpositive;
 
 // log(sum(exp(x))) of one row; -inf for an all -inf row, NaN when the row holds NaN or +inf.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "avx", "default")))
-#endif
-float row_logsumexp(const float* x, int64_t C) {
-  float m = -std::numeric_limits<float>::infinity();
-  int nan_count = 0;
-#pragma omp simd reduction(max : m) reduction(+ : nan_count)
-  for (int64_t i = 0; i < C; ++i) {
-    m = std::max(m, x[i]);
-    nan_count += (x[i] != x[i]);
-  }
-  if (nan_count > 0 || m == std::numeric_limits<float>::infinity()) return std::numeric_limits<float>::quiet_NaN();
+CLLSTR_ALWAYS_INLINE inline float row_logsumexp_body(const float* x, int64_t C) {
+  bool has_nan = false;
+  const float m = cpu::lanes_max(x, C, &has_nan);
+  if (has_nan || m == std::numeric_limits<float>::infinity()) return std::numeric_limits<float>::quiet_NaN();
   if (m == -std::numeric_limits<float>::infinity()) return m;
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < C; ++i) s += exp_nonpositive(x[i] - m);
   return m + std::log(s);
 }
+CLLSTR_ISA_DISPATCH(float, row_logsumexp, (const float* x, int64_t C), (x, C))
 
 constexpr int64_t kChunk = 64;
 constexpr int64_t kGroup = 8;
 
 // Maximum of every kChunk entries of x, vectorised (a NaN may or may not win: callers scan such chunks).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "avx", "default")))
-#endif
-void chunk_max(const float* x, int64_t C, float* out) {
+CLLSTR_ALWAYS_INLINE inline void chunk_max_body(const float* x, int64_t C, float* out) {
   for (int64_t c0 = 0, k = 0; c0 < C; c0 += kChunk, ++k) {
     const int64_t c1 = std::min(C, c0 + kChunk);
-    float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
-    for (int64_t i = c0; i < c1; ++i) m = std::max(m, x[i]);
-    out[k] = m;
+    bool has_nan = false;  // a chunk with NaN may report any maximum: callers scan such chunks anyway
+    out[k] = cpu::lanes_max(x + c0, c1 - c0, &has_nan);
   }
 }
+CLLSTR_ISA_DISPATCH(void, chunk_max, (const float* x, int64_t C, float* out), (x, C, out))
 
 // Bit j set when x[g + j] >= thr, for the n <= kGroup entries from g.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "avx", "default")))
-#endif
-unsigned group_mask(const float* x, int64_t n, float thr) {
+CLLSTR_ALWAYS_INLINE inline unsigned group_mask_body(const float* x, int64_t n, float thr) {
   unsigned mask = 0;
   if (n == kGroup) {
     for (int j = 0; j < kGroup; ++j) mask |= static_cast<unsigned>(x[j] >= thr) << j;
@@ -73,6 +60,7 @@ unsigned group_mask(const float* x, int64_t n, float thr) {
   }
   return mask;
 }
+CLLSTR_ISA_DISPATCH(unsigned, group_mask, (const float* x, int64_t n, float thr), (x, n, thr))
 
 // The M largest entries of x except `blank`, in descending order, lower index first among equal values (NaN never
 // enters). The (M+1)-th largest chunk maximum bounds the M-th largest non-blank entry from below (M+1 chunks reach

@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "ops/cpu/isa_dispatch.h"
 #include "ops/cpu/vec_math.h"
 #include "ops/ctc_greedy_decode.h"
 
@@ -26,20 +27,12 @@ struct RowResult {
 };
 
 // Arg-max (first index on ties, NaN wins as in torch.max) and log max-probability of one row of C scores.
-// Compiled for several instruction sets; the loader picks the best the processor has (GCC function multi-versioning).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "avx", "default")))
-#endif
-RowResult row_stats(const float* x, int64_t C, bool log_probs) {
-  float m = -std::numeric_limits<float>::infinity();
-  int nan_count = 0;
-#pragma omp simd reduction(max : m) reduction(+ : nan_count)
-  for (int64_t i = 0; i < C; ++i) {
-    m = std::max(m, x[i]);
-    nan_count += (x[i] != x[i]);
-  }
+// Compiled for AVX-512, AVX2 and the baseline; the best the processor has runs (ops/cpu/isa_dispatch.h).
+CLLSTR_ALWAYS_INLINE inline RowResult row_stats_body(const float* x, int64_t C, bool log_probs) {
+  bool has_nan = false;
+  const float m = cpu::lanes_max(x, C, &has_nan);
   RowResult res{0, 0.0f};
-  if (nan_count > 0) {
+  if (has_nan) {
     while (res.best < C && x[res.best] == x[res.best]) ++res.best;
     res.logp = std::numeric_limits<float>::quiet_NaN();
     return res;
@@ -70,6 +63,8 @@ RowResult row_stats(const float* x, int64_t C, bool log_probs) {
   }
   return res;
 }
+
+CLLSTR_ISA_DISPATCH(RowResult, row_stats, (const float* x, int64_t C, bool log_probs), (x, C, log_probs))
 
 template <typename scalar_t>
 void decode_batch(const at::Tensor& logits, const int64_t* lengths, int64_t blank, bool log_probs, int64_t* tokens,

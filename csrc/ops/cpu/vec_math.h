@@ -1,6 +1,7 @@
 #pragma once
 // Small vectorisable math shared by the CPU kernels.
 #include <cstdint>
+#include <limits>
 
 namespace cllstr {
 namespace ops {
@@ -23,6 +24,39 @@ inline float exp_nonpositive(float x) {
   const int32_t n = static_cast<int32_t>(r);
   const int32_t bits = (n + 127) << 23;
   return p * __builtin_bit_cast(float, bits);
+}
+
+// Maximum of x[0..n) and whether any entry is NaN (then the maximum is meaningless). Sixteen independent lanes, as
+// plain arithmetic the compiler maps to one vector register: GCC's code for `#pragma omp simd reduction(max : m)` is
+// several times slower (measured: 27 ms vs 5-10 ms for 7680 rows of 4680 floats on AVX-512).
+inline float lanes_max(const float* x, int64_t n, bool* has_nan) {
+  constexpr int kLanes = 16;
+  float acc[kLanes];
+  unsigned nan[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    acc[j] = -std::numeric_limits<float>::infinity();
+    nan[j] = 0;
+  }
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      const float v = x[i + j];
+      acc[j] = acc[j] > v ? acc[j] : v;
+      nan[j] |= static_cast<unsigned>(v != v);
+    }
+  }
+  float m = -std::numeric_limits<float>::infinity();
+  unsigned any = 0;
+  for (int j = 0; j < kLanes; ++j) {
+    m = m > acc[j] ? m : acc[j];
+    any |= nan[j];
+  }
+  for (; i < n; ++i) {
+    m = m > x[i] ? m : x[i];
+    any |= static_cast<unsigned>(x[i] != x[i]);
+  }
+  *has_nan = any != 0;
+  return m;
 }
 
 }  // namespace cpu
