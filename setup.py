@@ -176,6 +176,7 @@ if ext_modules:
 
 setup(
     packages=find_packages(include=["cllstr", "cllstr.*"]),
+    package_data={"cllstr.study": ["data/*.csv"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False,

@@ -24,6 +24,7 @@ EXAMPLES: dict[str, list[str]] = {
         "-o runs/cascade",
         "cllstr train -s lang_CBHJAKL-SynthMLT_L --batch-ratio 0.05-0.05-0.05-0.05-0.05-0.05-0.3-0.4 ...",
         "cllstr train ... --resume   # continue a stopped run exactly",
+        "cllstr train ... -b 256 --nproc-per-node 4 --set sync_bn=true   # data-parallel through torchrun",
     ],
     "eval": ["cllstr eval runs/joint/best.pt -d data --md eval.md --json eval.json",
              "cllstr eval runs/joint/best.pt -d data --gallery gallery/   # sheets of the worst errors"],
@@ -39,15 +40,24 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "export": ["cllstr export runs/joint/best.pt --onnx model.onnx",
                "cllstr export runs/joint/best.pt --torchscript model.ts",
+               "cllstr export runs/joint/best.pt --export model.pt2   # torch.export, dynamic batch",
                "cllstr predict --onnx model.onnx img1.jpg img2.png"],
     "prune": ["cllstr prune runs/grouped/best.pt -o runs/grouped/pruned.pt   # per-head classifiers to their scripts",
               "cllstr eval runs/grouped/pruned.pt -d data"],
     "study": ["cllstr study presets", "cllstr study run --preset cll-joint --scale 0.01 --out studies/joint",
               "cllstr study report studies/joint"],
     "study run": ["cllstr study run --preset cll-joint --scale 0.01 --out studies/joint --seeds 3 --parallel 2",
-                  "cllstr study run examples/studies/cll-cascade.yaml --out studies/cascade"],
+                  "cllstr study run --preset cll-joint --protocol cpu --seeds 2 --out studies/joint-cpu",
+                  "cllstr study run examples/studies/cll-cascade.yaml --out studies/cascade",
+                  "cllstr study run --preset cll-joint --out studies/joint --executor ray --address auto "
+                  "--gpus-per-run 1",
+                  "cllstr study run --preset cll-joint --out studies/joint --results-from exported/joint"],
     "study report": ["cllstr study report studies/joint"],
+    "study export": ["cllstr study export studies/joint exported/joint   # results without checkpoints"],
+    "study compare": ["cllstr study compare studies/joint-cpu paper",
+                      "cllstr study compare studies/joint-cpu studies/joint-gpu"],
     "study presets": ["cllstr study presets"],
+    "study protocols": ["cllstr study protocols"],
 }
 
 
