@@ -1,7 +1,13 @@
-"""Study grids on a real local Ray cluster (head on 127.0.0.1, 2 CPUs) started by the test."""
+"""Study grids on a real local Ray cluster (head on 127.0.0.1, 2 CPUs) started by the test.
+
+Every ``cllstr study run`` runs in a child process: a Ray driver leaves gRPC threads behind, and a later ``fork()`` in
+the test process (multiprocessing pools of the synthetic engine) can then hang, so the test process never imports
+Ray itself.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -14,12 +20,24 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from cllstr.cli.main import app
 from cllstr.study.worker import read_status
 
-ray = pytest.importorskip("ray", reason="the ray executor's tests need Ray: pip install 'cllstr[ray]'")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                reason="the ray executor's tests need Ray: pip install 'cllstr[ray]'")
+
+
+class _Result:
+    def __init__(self, proc: subprocess.CompletedProcess) -> None:
+        self.exit_code, self.output = proc.returncode, proc.stdout + proc.stderr
+
+
+def _cllstr(args: list[str]) -> _Result:
+    """``cllstr ARGS`` in a child process (see the module docstring)."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
+    return _Result(subprocess.run([sys.executable, "-m", "cllstr.cli.main", *args], env=env, capture_output=True,
+                                  text=True, timeout=900, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                                           signal.SIG_DFL)))
 
 TINY = {"iterations": 2, "batch_size": 4, "val_interval": 0, "save_interval": 1, "log_interval": 1, "threads": 1}
 
@@ -40,8 +58,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> str:
                     "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false", "--disable-usage-stats"],
                    check=True, env=env, capture_output=True, timeout=240)
     yield f"127.0.0.1:{port}"
-    if ray.is_initialized():
-        ray.shutdown()
     subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
@@ -62,11 +78,10 @@ def _tables(out: Path) -> dict:
 
 def test_ray_executor_gives_the_local_executors_study(cluster: str, tmp_path: Path) -> None:
     study, data = _study(tmp_path), tmp_path / "data"
-    cli = CliRunner()
-    local = cli.invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "local"), "--data", str(data),
+    local = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "local"), "--data", str(data),
                              "--parallel", "2", "--quiet"])
     assert local.exit_code == 0, local.output
-    on_ray = cli.invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "ray"), "--data", str(data),
+    on_ray = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "ray"), "--data", str(data),
                               "--executor", "ray", "--address", cluster, "--cpus-per-run", "1",
                               "--quiet"])
     assert on_ray.exit_code == 0, on_ray.output
@@ -105,7 +120,7 @@ def test_a_killed_run_is_retried_from_its_checkpoint(cluster: str, tmp_path: Pat
     killer = threading.Thread(target=_kill_worker_when_running, args=(out, killed, stop), daemon=True)
     killer.start()
     try:
-        res = CliRunner().invoke(app, ["study", "run", str(study), "--out", str(out), "--data", str(data),
+        res = _cllstr(["study", "run", str(study), "--out", str(out), "--data", str(data),
                                        "--executor", "ray", "--address", cluster, "--quiet", "--no-report"])
     finally:
         stop.set()
@@ -118,13 +133,11 @@ def test_a_killed_run_is_retried_from_its_checkpoint(cluster: str, tmp_path: Pat
 
 def test_bad_address_or_too_small_a_cluster_write_nothing(cluster: str, tmp_path: Path) -> None:
     study = _study(tmp_path)
-    if ray.is_initialized():  # the CLI joins the cluster once per process; a new address needs a fresh start
-        ray.shutdown()
-    res = CliRunner().invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "a"), "--executor", "ray",
+    res = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "a"), "--executor", "ray",
                                    "--address", f"127.0.0.1:{_free_port()}", "--quiet"])
     assert res.exit_code == 1 and "--address" in res.output and not (tmp_path / "a").exists()
-    res = CliRunner().invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "b"), "--executor", "ray",
+    res = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "b"), "--executor", "ray",
                                    "--address", cluster, "--cpus-per-run", "64", "--quiet"])
     assert res.exit_code == 1 and "cannot place a run of 64 CPU" in res.output and not (tmp_path / "b").exists()
-    res = CliRunner().invoke(app, ["study", "run", str(study), "--out", str(tmp_path / "c"), "--address", cluster])
+    res = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "c"), "--address", cluster])
     assert res.exit_code == 2 and "--executor ray" in res.output
