@@ -160,3 +160,11 @@ def test_image_backgrounds_and_faces_covering(tmp_path: Path) -> None:
     crop = ImageBackgrounds(tmp_path / "bg")(np.random.default_rng(0), 32, 100, (0, 0, 0))
     assert crop.shape == (32, 100, 3) and (crop.reshape(-1, 3) == (10, 200, 30)).all()
     assert faces_covering("abc", []) == []
+
+
+@pytest.mark.cuda
+def test_batch_pin_memory_on_a_gpu_machine() -> None:
+    batch = Batch(torch.ones(2, 1, 4, 5), ["a", "b"], ["LAT", "LAT"], 0)
+    pinned = batch.pin_memory()
+    assert pinned.images.is_pinned() and pinned.labels == batch.labels
+    assert torch.equal(pinned.to("cuda", non_blocking=True).images.cpu(), batch.images)
