@@ -42,6 +42,9 @@ def test_export_keeps_results_not_checkpoints(study: tuple[Path, Path], tmp_path
     files = {p.name for p in (tmp_path / "exp").rglob("*") if p.is_file()}
     assert not any(f.endswith(".pt") for f in files) and {"eval.json", "run.json", "status.json"} <= files
     assert "data_root" not in json.loads((tmp_path / "exp" / "study.json").read_text(encoding="utf-8"))
+    for run_json in (tmp_path / "exp" / "runs").glob("*/run.json"):  # no paths of this machine
+        text = run_json.read_text(encoding="utf-8")
+        assert str(root) not in text and str(Path.cwd()) not in text, run_json
     a = write_report(root / "a", tmp_path / "rep_a", plots=False)
     b = write_report(tmp_path / "exp", tmp_path / "rep_b", plots=False)
     assert a["tables"] == b["tables"] and b["runs"]["done"] == 3

@@ -37,13 +37,28 @@ def finished_runs(study_dir: str | Path) -> dict[str, Path]:
     return {d.name: d for d in sorted(runs.iterdir()) if d.is_dir() and is_done(d)}
 
 
+def _portable_record(record: dict) -> dict:
+    """``run.json`` without the paths of the machine that ran it (the runner writes its own when it lays out runs)."""
+    cfg = record.get("config", {})
+    cfg["out_dir"] = None
+    data = cfg.get("data", {})
+    data["root"] = None
+    for section, key in ((data, "charset"), (cfg, "init_from")):
+        if section.get(key):
+            section[key] = Path(section[key]).name
+    return record
+
+
 def _copy_run(src: Path, dst: Path) -> list[str]:
     dst.mkdir(parents=True, exist_ok=True)
     copied = []
     for name in RESULT_FILES:
         if name == STATUS_FILE or not (src / name).is_file():
             continue
-        shutil.copyfile(src / name, dst / name)
+        if name == RUN_FILE:
+            atomic_write_json(dst / name, _portable_record(json.loads((src / name).read_text(encoding="utf-8"))))
+        else:
+            shutil.copyfile(src / name, dst / name)
         copied.append(name)
     # status last: a folder only reads as done once its evaluation is in place
     status = json.loads((src / STATUS_FILE).read_text(encoding="utf-8"))
