@@ -5,11 +5,18 @@ fixed points ``C`` of the rectified image (evenly spaced on its top and bottom e
 rectified image's pixel grid, and the input is resampled there (bilinear, border padding).
 
 The TPS solve is linear in ``C'``: with ``delta_C`` the ``(F+3, F+3)`` TPS system of ``C`` and ``P_hat`` the
-``(N, F+3)`` kernel rows of the ``N`` output pixels, the sampling grid is ``P' = P_hat @ (inv(delta_C) @ [C'; 0])``.
-Both matrices depend only on ``F`` and the output size: they are computed once in float64 and kept as buffers (not
-saved in the state dict: they are rebuilt from the configuration). The grid is evaluated in float64 (the identity
-initialisation then reproduces the image to float32 precision) or, with ``align_corners=True`` (imported reference
-models), in the reference's float32 arithmetic and order, which reproduces the reference's grid bit for bit.
+``(N, F+3)`` kernel rows of the ``N`` output pixels, the sampling grid is ``P' = P_hat @ (inv(delta_C) @ [C'; 0])``,
+that is ``P' = W @ C'`` with ``W = (P_hat @ inv(delta_C))[:, :F]``. The matrices depend only on ``F`` and the output
+size: they are computed once in float64 and kept as buffers (not saved in the state dict: they are rebuilt from the
+configuration).
+
+* ``align_corners=False`` (cllstr's own models): the grid is one float64 product ``W @ C'``, the exact TPS to ~1e-15
+  in every backend (torch on any device, ONNX Runtime), and the identity initialisation reproduces the image.
+* ``align_corners=True`` (imported reference models): the reference's two float32 products, in its order. The
+  reference's grid carries a rounding error of ~1.6e-5 (normalised coordinates; ``inv(delta_C)`` has entries in the
+  hundreds) that depends on the order of the float32 sums; reproducing that arithmetic reproduces the reference's
+  logits bit for bit (``benchmarks/parity_import.py``), at the price that another backend's float32 sums (ONNX
+  Runtime) differ from torch's by that much on images with sharp pixel-to-pixel changes.
 
 ``init="rare"`` starts the fiducial points as in RARE Fig. 6(a) (the reference's initialisation); ``init="identity"``
 starts them at ``C``, so that the untrained transform is the identity. The grid is the pixel-centre grid of the
@@ -108,8 +115,11 @@ class TPS(nn.Module):
         self.loc_fc1 = nn.Linear(512, 256)
         self.loc_fc2 = nn.Linear(256, num_fiducial * 2)
         inv, p_hat = tps_matrices(num_fiducial, *self.out_size)
-        self.register_buffer("inv_delta_c", inv, persistent=False)
-        self.register_buffer("p_hat", p_hat, persistent=False)
+        if align_corners:  # the reference's arithmetic
+            self.register_buffer("inv_delta_c", inv, persistent=False)
+            self.register_buffer("p_hat", p_hat, persistent=False)
+        else:
+            self.register_buffer("grid_weights", (p_hat @ inv)[:, :num_fiducial].contiguous(), persistent=False)
         self.init = init
         self.reset_fiducials()
 
@@ -127,12 +137,13 @@ class TPS(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Args: images: ``(B, C, H, W)``. Returns: ``(B, C, out_h, out_w)``."""
         c_prime = self.fiducials(images)
-        dtype = torch.float32 if self.align_corners else torch.float64
         with torch.autocast(c_prime.device.type, enabled=False):  # the grid needs full precision under autocast
-            c_prime = c_prime.to(dtype)
-            c_prime = torch.cat([c_prime, c_prime.new_zeros(c_prime.shape[0], 3, 2)], 1)  # (B, F+3, 2)
-            transform = torch.matmul(self.inv_delta_c.to(dtype), c_prime)  # (B, F+3, 2)
-            grid = torch.matmul(self.p_hat.to(dtype), transform)  # (B, N, 2)
+            if self.align_corners:
+                c_prime = c_prime.float()
+                c_prime = torch.cat([c_prime, c_prime.new_zeros(c_prime.shape[0], 3, 2)], 1)  # (B, F+3, 2)
+                grid = torch.matmul(self.p_hat.float(), torch.matmul(self.inv_delta_c.float(), c_prime))
+            else:
+                grid = torch.matmul(self.grid_weights, c_prime.to(self.grid_weights.dtype))  # (B, N, 2)
         grid = grid.view(images.shape[0], self.out_size[0], self.out_size[1], 2)
         return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border",
                              align_corners=self.align_corners)
