@@ -102,7 +102,7 @@ def main() -> None:
             onnx = OnnxModel(export_onnx(ckpt, Path(tmp) / "m.onnx"), threads=1)
         for label, x in images(args.lmdb, args.n).items():
             if pred == "attn":
-                go = torch.full((x.shape[0],), 3, dtype=torch.long)  # [SOS] per image, as the reference test.py passes it
+                go = torch.full((x.shape[0],), 3, dtype=torch.long)  # [SOS] per image, as the reference's test.py
                 want = ref(x, go, is_train=False)
             else:
                 want = ref(x)

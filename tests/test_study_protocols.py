@@ -64,6 +64,12 @@ def test_cpu_protocol_subsets_and_cascade() -> None:
     multi = [r for r in runs if r.mixture == "multi K=1000"][0]
     assert multi.config.data.caps == {lang: 1000 for lang in SCRIPT_ORDER}
     assert (multi.config.iterations, multi.config.batch_size) == (1000, 32)
+    four = expand(get_preset("four-stage", protocol="cpu", seeds=2))  # one schedule, one row, three models
+    assert [r.config.model for r in four] == ["trba", "trba", "crnn", "crnn", "svtr_tiny", "svtr_tiny"]
+    assert {(r.config.iterations, r.config.batch_size, r.config.data.select_data) for r in four} == {
+        (800, 64, "lang_L")}
+    assert four[0].config.model_kwargs == {"out_channels": 256, "hidden_size": 128}
+    assert [r.config.model for r in expand(get_preset("four-stage", seeds=1))] == ["trba", "crnn", "svtr_tiny"]
 
 
 def test_unknown_protocol() -> None:

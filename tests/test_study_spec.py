@@ -147,7 +147,8 @@ def test_schedule_scales_to_the_reference_at_one() -> None:
 
 
 def test_presets_expand() -> None:
-    assert list_presets() == ["cll-cascade", "cll-joint", "cll-synth-size", "lowres-seqmodel", "task-grouping"]
+    assert list_presets() == ["cll-cascade", "cll-joint", "cll-synth-size", "four-stage", "lowres-seqmodel",
+                              "task-grouping"]
     joint = get_preset("cll-joint", scale=0.01, seeds=3)
     runs = expand(joint)
     assert len(runs) == 9 * 3

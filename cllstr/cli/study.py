@@ -41,8 +41,9 @@ def _set_base(base: dict, items: list[str]) -> dict:
 @app.command("run", epilog=epilog("study run"))
 def run(
     study: Annotated[Path | None, typer.Argument(help="Study file (YAML/TOML/JSON); or use --preset.")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", "-p", help="cll-joint, cll-cascade, cll-synth-size, "
-                                                                       "lowres-seqmodel, task-grouping.")] = None,
+    preset: Annotated[str | None, typer.Option(
+        "--preset", "-p", help="cll-joint, cll-cascade, cll-synth-size, four-stage, lowres-seqmodel, task-grouping."
+    )] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Study folder (runs, data, report).")] = None,
     scale: Annotated[float | None, typer.Option(help="Data/schedule scale (presets: 0.01 default, 1.0 paper).")] = None,
     protocol: Annotated[str, typer.Option("--protocol", help="Presets: gpu (the paper's schedule, shrunk with "

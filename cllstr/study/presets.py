@@ -268,3 +268,20 @@ def task_grouping(scale: float, seeds: list[int], protocol: Protocol) -> StudySp
         models=protocol.models_for("cll", [ModelEntry("svtr_tiny", label="SVTR-T")]), seeds=seeds,
         base=_base(scale, protocol, "task-grouping"), data=DataSource(scale=scale), eval=_eval(scale),
         report=ReportSpec(baseline="m=1", focus=LOW_RESOURCE, focus_label="low-resource"))
+
+
+@register_preset
+def four_stage(scale: float, seeds: list[int], protocol: Protocol) -> StudySpec:
+    """TRBA vs CRNN vs SVTR-T at an equal training budget, LAT (issue #15; the four-stage framework's comparison).
+
+    One row, *LAT only*, and the model axis: TPS-ResNet-BiLSTM-Attn (the framework's best), VGG-BiLSTM-CTC (CRNN) and
+    SVTR-T with CTC, each trained with the same schedule, batch and data, so that accuracy per training sample and
+    training throughput (the runs' img/s) compare side by side. Under ``--protocol cpu`` the two convolutional models
+    are at half width (ResNet / VGG 256 channels, BiLSTM 128), as that protocol's CRNN-h.
+    """
+    models = protocol.models_for("four-stage", [ModelEntry("trba", label="TRBA"), ModelEntry("crnn", label="CRNN"),
+                                                ModelEntry("svtr_tiny", label="SVTR-T")])
+    return StudySpec(
+        name="four-stage", description=four_stage.__doc__.splitlines()[0], mixtures=[_mono("LAT")], models=models,
+        seeds=seeds, base=_base(scale, protocol, "four-stage"), data=DataSource(scale=scale), eval=_eval(scale),
+        report=ReportSpec(metrics=["accuracy", "one_minus_ned", "cer"], focus=["LAT"], focus_label="LAT"))

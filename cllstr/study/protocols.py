@@ -39,8 +39,9 @@ class Protocol:
             :func:`~cllstr.study.presets.schedule`.
         finetune: Cascade fine-tuning ``(iterations, val_interval)``; None: the scale's schedule.
         preset_base: Per-preset TrainConfig fields merged over ``base``.
-        models: Per model axis (``cll``: the cross-lingual presets, ``lowres``: CNN-only vs CRNN) the grid models;
-            absent: the preset's own (SVTR-T; CNN-CTC and CRNN).
+        models: Per model axis (``cll``: the cross-lingual presets, ``lowres``: CNN-only vs CRNN, ``four-stage``:
+            TRBA vs CRNN vs SVTR-T) the grid models; absent: the preset's own (SVTR-T; CNN-CTC and CRNN; TRBA,
+            CRNN and SVTR-T).
         synth_languages: Languages whose SynthMLT pool ``cll-synth-size`` adds (None: all seven).
         lowres_mono: Languages ``lowres-seqmodel`` trains monolingual baselines for (None: all seven; the
             multi-script rows always train on all seven).
@@ -92,13 +93,18 @@ PROTOCOLS: dict[str, Protocol] = {
         scales={"lowres-seqmodel": 0.6},  # K = 1000 needs >= 1000 crops of every language (CHI: 1900 x 0.6)
         base=_cpu_base(1500, 64, 250),
         finetune=(300, 100),
-        preset_base={"lowres-seqmodel": _cpu_base(1000, 32, 250)},
+        preset_base={"lowres-seqmodel": _cpu_base(1000, 32, 250), "four-stage": _cpu_base(800, 64, 200)},
         models={
             "cll": (ModelEntry("crnn", dict(CPU_CRNN_KWARGS), "CRNN-h"),),
             # The controlled pair: the same half-width VGG (reference BatchNorm on conv 5-6 only: cnn_ctc takes no
             # batch_norm argument), with and without the BiLSTM.
             "lowres": (ModelEntry("cnn_ctc", {"out_channels": 256}, "CNN-CTC-h"),
                        ModelEntry("crnn", {"out_channels": 256, "hidden_size": 128}, "CRNN-h")),
+            # TRBA and CRNN at the protocol's half width; 800 iterations (preset_base) keep 3 models x 2 seeds near
+            # 1.5 h on 2 cores
+            "four-stage": (ModelEntry("trba", {"out_channels": 256, "hidden_size": 128}, "TRBA-h"),
+                           ModelEntry("crnn", dict(CPU_CRNN_KWARGS), "CRNN-h"),
+                           ModelEntry("svtr_tiny", {}, "SVTR-T")),
         },
         synth_languages=("CHI", "HIN", "LAT"),  # the smallest, a middle and the largest SynthMLT pool
         lowres_mono=("ARA", "HIN", "KOR"),
