@@ -24,10 +24,11 @@ from cllstr.checkpoint import load_model
 from cllstr.models import is_model, model_info, prediction_kind
 from cllstr.text.charset import Charset
 
-__all__ = ["OPSET", "export_onnx", "export_program", "export_torchscript", "OnnxModel"]
+__all__ = ["OPSET", "SCRIPT_OUTPUT", "export_onnx", "export_program", "export_torchscript", "OnnxModel"]
 
 OPSET = 17
 _META = ("cllstr.charset", "cllstr.image", "cllstr.prediction", "cllstr.model")
+SCRIPT_OUTPUT = "script_logits"  # the second output of models with a script head (columns in SCRIPT_ORDER)
 
 
 def _example(state: dict[str, Any], batch: int = 2) -> torch.Tensor:
@@ -37,6 +38,17 @@ def _example(state: dict[str, Any], batch: int = 2) -> torch.Tensor:
     image = state.get("image", {})
     rgb = image.get("rgb", info is None or info.in_chans == 3)
     return torch.zeros(batch, 3 if rgb else 1, int(image.get("img_h", h)), int(image.get("img_w", w)))
+
+
+class _Routed(nn.Module):
+    """A model with a script head as one graph: images to (routed logits, script logits)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.forward_routed(images)
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> Path:
@@ -56,11 +68,14 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
     model, state = loaded.model, loaded.state
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    outputs = ["logits"]
+    if hasattr(model, "forward_routed"):  # a script head (grouped models): its logits are a second output
+        model, outputs = _Routed(model), ["logits", SCRIPT_OUTPUT]
     with warnings.catch_warnings():  # tracer notes about the unrolled decoder loop and shape arithmetic
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (_example(state),), str(out), input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
+        torch.onnx.export(model, (_example(state),), str(out), input_names=["images"], output_names=outputs,
+                          dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
+                          opset_version=opset, dynamo=False)
     proto = onnx.load(str(out))
     meta = {
         "cllstr.charset": json.dumps(state["charset"], ensure_ascii=False),
@@ -127,6 +142,8 @@ class OnnxModel(nn.Module):
     Attributes:
         prediction: The head (``"ctc"`` / ``"attn"``) read from the metadata, as on cllstr models.
         charset, image: The checkpoint's charset and image settings.
+        forward_routed: Present when the model has a script head (the ``script_logits`` output): images to routed
+            logits and script logits, as on ``grouped`` models, so that its recognizer reports the script.
     """
 
     def __init__(self, path: str | Path, threads: int = 0) -> None:
@@ -152,11 +169,21 @@ class OnnxModel(nn.Module):
         self.image: dict[str, Any] = json.loads(meta["cllstr.image"])
         self.prediction = meta["cllstr.prediction"]
         self.input_name = self.session.get_inputs()[0].name
+        if SCRIPT_OUTPUT in [o.name for o in self.session.get_outputs()]:
+            self.forward_routed = self._forward_routed  # the Recognizer then reports the script head's answer
+
+    def _run(self, images: torch.Tensor) -> list[np.ndarray]:
+        x = np.ascontiguousarray(images.detach().float().cpu().numpy())
+        return self.session.run(None, {self.input_name: x})
+
+    def _forward_routed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: images: ``(B, C, H, W)``. Returns: logits ``(B, T, K)`` and script logits ``(B, t)`` (float32)."""
+        logits, scripts = self._run(images)[:2]
+        return torch.from_numpy(logits), torch.from_numpy(scripts)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Args: images: ``(B, C, H, W)`` float. Returns: ``(B, T, K)`` float32 logits (on the CPU)."""
-        x = np.ascontiguousarray(images.detach().float().cpu().numpy())
-        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
+        return torch.from_numpy(self._run(images)[0])
 
     def recognizer(self, batch_size: int = 256) -> Any:
         """A :class:`~cllstr.recognizer.Recognizer` running this session (CPU, float32, greedy decoding)."""

@@ -141,3 +141,40 @@ def test_export_and_predict_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     res = runner.invoke(app, ["predict", "--onnx", str(tmp_path / "junk.onnx"), str(tmp_path / "a.png")])
     assert res.exit_code == 1 and "junk.onnx" in res.stderr and "ONNX" in res.stderr
+
+
+def test_onnx_of_a_grouped_model_reports_the_script_head(tmp_path: Path) -> None:
+    # the script head is a second ONNX output: predict --onnx gives the same text, script and probability as torch
+    import json
+
+    kw = {"backbone": "cnn_ctc", "backbone_kwargs": {"out_channels": 32}, "heads": 3, "hidden_size": 16}
+    torch.manual_seed(3)
+    model = create_model("grouped", len(TOKENS) + 1, **kw)
+    with torch.no_grad():
+        model.task_logits.normal_(0, 2.0)  # a non-uniform task-to-head assignment: words go to different heads
+        for p in model.script_head.parameters():
+            p.normal_(0, 3.0)
+    ckpt = save_checkpoint({"model_name": "grouped", "model_kwargs": kw, "model": model.state_dict(),
+                            "charset": {"tokens": TOKENS, "mode": "codepoint"},
+                            "image": {"img_h": 32, "img_w": 100, "rgb": True, "keep_ratio": False}}, tmp_path / "m.pt")
+    ort_model = OnnxModel(export_onnx(ckpt, tmp_path / "m.onnx"), threads=1)
+    rec = Recognizer.from_checkpoint(ckpt, device="cpu", precision="fp32")
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(17, 3, 32, 100, generator=g) - 0.5) * 0.4 + torch.linspace(-0.7, 0.7, 17).view(17, 1, 1, 1)
+    with torch.no_grad():
+        logits, scripts = ort_model.forward_routed(x)
+        want_logits, want_scripts = rec.model.forward_routed(x)
+    _close(logits, want_logits)
+    _close(scripts, want_scripts)
+    got, want = ort_model.recognizer().predict(x), rec.predict(x)
+    assert len({p.script for p in want}) > 1  # the test sees several scripts
+    assert [(p.text, p.script) for p in got] == [(p.text, p.script) for p in want]
+    assert all(abs(a.script_prob - b.script_prob) < 1e-5 for a, b in zip(got, want, strict=True))
+    image = tmp_path / "a.png"
+    Image.new("RGB", (90, 30), (10, 200, 60)).save(image)
+    res = runner.invoke(app, ["predict", "--onnx", str(tmp_path / "m.onnx"), "--format", "json", str(image)])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)[0]
+    assert row["script"] in {"ARA", "BEN", "CHI", "HIN", "JPN", "KOR", "LAT"} and 0 < row["script_prob"] <= 1
+    assert not hasattr(OnnxModel(export_onnx(_checkpoint(tmp_path / "c.pt", "crnn"), tmp_path / "c.onnx")),
+                       "forward_routed")  # a single-head export has no script output
