@@ -109,7 +109,7 @@ def test_two_ranks_train_like_one_process(data_root: Path, tmp_path: Path) -> No
     assert len(one) == len(two) == 6
     torch.testing.assert_close(torch.tensor(two), torch.tensor(one), atol=1e-5, rtol=1e-5)
     _assert_same_weights(tmp_path / "single", tmp_path / "ddp", atol=1e-5, rtol=0.0)
-    # rank 0 alone wrote the logs and validated; a DDP checkpoint loads in a single process
+    # rank 0 alone wrote the logs (every rank validated its share); a DDP checkpoint loads in a single process
     assert len(list(csv.DictReader(open(tmp_path / "ddp" / "val.csv", encoding="utf-8")))) == 2
     assert load_model(tmp_path / "ddp" / "last.pt").model.training is False
     state = load_checkpoint(tmp_path / "ddp" / "last.pt")
@@ -193,3 +193,66 @@ def test_sync_batchnorm_is_batchnorm_outside_a_distributed_step() -> None:
     x = torch.randn(5, 3, 9, 11)
     torch.testing.assert_close(model(x), plain(x))
     torch.testing.assert_close(model[1].running_var, plain[1].running_var)
+
+
+def sharded_evaluation(root: str, rank: int = 0, world_size: int = 1, reducer: object = None,
+                       old_loop_cap: bool = False) -> dict:
+    """Validation scores and script-ID confusion of a fixed grouped model over the first 9 of 13 samples per
+    language in batches of 4 (the last global batch has 1 sample: ranks 1 and 2 of 3 get an empty share).
+    ``old_loop_cap``: uncapped loaders and the evaluation loop's ``max_samples`` (the single-process path before
+    sharding)."""
+    from cllstr.models import create_model
+    from cllstr.scoring.evaluate import evaluate_loaders
+    from cllstr.scoring.script_id import evaluate_script_id
+    from cllstr.train.config import DataConfig
+    from cllstr.train.data import build_charset, build_eval_loaders
+
+    cfg = DataConfig(root=root, select_data="lang_AL")
+    charset = build_charset(cfg)
+    torch.manual_seed(0)
+    model = create_model("grouped", charset.num_classes, backbone="cnn_ctc", backbone_kwargs={"out_channels": 16},
+                         heads=2, hidden_size=16).eval()
+    with torch.no_grad():
+        model.task_logits.normal_(0, 2.0)
+    cap = 9
+    loaders = build_eval_loaders(cfg, "validation", 4, max_samples=None if old_loop_cap else cap, rank=rank,
+                                 world_size=world_size)
+    loop_cap = cap if old_loop_cap else None
+    report = evaluate_loaders(model, charset, loaders, max_samples=loop_cap, reducer=reducer, num_examples=6)
+    script = evaluate_script_id(model, loaders, max_samples=loop_cap, reducer=reducer)
+    return {"report": report.to_dict() | {"seconds": 0}, "confusion": script.confusion}
+
+
+_SHARDED_SCRIPT = """
+import json, sys
+import torch
+from cllstr.train.distributed import init_distributed
+from tests.test_train_distributed import sharded_evaluation
+dist = init_distributed("cpu")
+out = sharded_evaluation(sys.argv[1], dist.rank, dist.world_size, dist)
+json.dump(out, open(sys.argv[2] + f".{dist.rank}", "w"))
+torch.distributed.destroy_process_group()
+"""
+
+
+def test_sharded_validation_gives_the_single_process_scores(tmp_path: Path) -> None:
+    """Every rank scores its share, the sums are reduced: 3 ranks give exactly what one process gives (scores,
+    examples in order, script-ID confusion), on every rank, also with empty shares; and the capped loaders give what
+    the evaluation loop's own cap gave."""
+    root = make_data_root(tmp_path / "data", ("LAT", "ARA"), n_train=8, n_val=13)
+    single = sharded_evaluation(str(root))
+    assert single == sharded_evaluation(str(root), old_loop_cap=True)
+    assert single["report"]["languages"]["LAT"]["samples"] == 9 and sum(map(sum, single["confusion"])) == 18
+    (tmp_path / "run.py").write_text(_SHARDED_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "3",
+                          str(tmp_path / "run.py"), str(root), str(tmp_path / "out.json")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for rank in range(3):
+        got = json.loads((tmp_path / f"out.json.{rank}").read_text())
+        assert got["confusion"] == single["confusion"]
+        assert got["report"]["examples"] == single["report"]["examples"]
+        for lang, scores in single["report"]["languages"].items():
+            assert got["report"]["languages"][lang] == pytest.approx(scores, rel=1e-12, abs=1e-12)
+        assert got["report"]["weighted"] == pytest.approx(single["report"]["weighted"], rel=1e-12, abs=1e-12)

@@ -25,6 +25,7 @@ from cllstr.decoding.ctc import DecoderConfig
 from cllstr.decoding.heads import check_decoder, decode_head, forward_logits
 from cllstr.models import prediction_kind
 from cllstr.scoring.metrics import MetricAccumulator, Scores
+from cllstr.scoring.reduce import Reducer, active
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.text.charset import normalize_label
 
@@ -69,7 +70,7 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
                      device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
                      channels_last: bool = False, gt_in_charset: bool = False, max_samples: int | None = None,
                      num_examples: int = 5, on_batch: BatchHook | None = None,
-                     decoder: DecoderConfig | None = None) -> EvalReport:
+                     decoder: DecoderConfig | None = None, reducer: Reducer | None = None) -> EvalReport:
     """Evaluate ``model`` on each language's batches.
 
     Args:
@@ -86,10 +87,15 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
         on_batch: Called with ``(language, images, gts, preds, confidences)`` for every batch (e.g. a
             :class:`cllstr.eval.gallery.GalleryCollector`).
         decoder: How logits become text (default: greedy CTC).
+        reducer: Distributed evaluation (:mod:`cllstr.scoring.reduce`): ``loaders`` hold this rank's strided share
+            of every batch (``ShardedBatchSampler``; cap them with their ``max_samples`` and pass None here), and
+            every rank gets the scores and examples of all the ranks' samples together: those of one process.
 
     Returns:
         An :class:`EvalReport`; languages appear in the paper's order (ARA BEN CHI HIN JPN KOR LAT) first.
     """
+    if active(reducer) and max_samples is not None:
+        raise ValueError("distributed evaluation caps the samples in the loaders (max_samples=None here)")
     device = torch.device(device)
     prediction = prediction_kind(model)
     check_decoder(prediction, decoder)
@@ -97,20 +103,24 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
     model.eval()
     start = time.perf_counter()
     total = MetricAccumulator()
-    per_lang: dict[str, Scores] = {}
-    examples: dict[str, list[dict[str, Any]]] = {}
+    accs: dict[str, MetricAccumulator] = {}
+    # (batch, position in this rank's share, rank, example): the order of the samples in one process's batches
+    keyed: dict[str, list[tuple[int, int, int, dict[str, Any]]]] = {}
+    rank = reducer.rank if active(reducer) else 0
     order = [n for n in SCRIPT_ORDER if n in loaders] + [n for n in loaders if n not in SCRIPT_ORDER]
     try:
         for name in order:
-            acc = MetricAccumulator()
-            examples[name] = []
-            for batch in loaders[name]:
+            acc = accs[name] = MetricAccumulator()
+            keyed[name] = []
+            for b, batch in enumerate(loaders[name]):
                 labels = list(batch.labels)
                 if max_samples is not None:
                     room = max_samples - acc.n
                     if room <= 0:
                         break
                     labels = labels[:room]
+                if not labels:  # a rank's share of a last, short batch
+                    continue
                 logits = forward_logits(model, batch.images[: len(labels)], device, amp_dtype, channels_last)
                 preds, confs = decode_head(logits, charset, decoder, prediction)
                 gts = [ground_truth(lb, charset if gt_in_charset else None) for lb in labels]
@@ -118,12 +128,20 @@ def evaluate_loaders(model: nn.Module, charset: object, loaders: Mapping[str, It
                 total.update(preds, gts)
                 if on_batch is not None:
                     on_batch(name, batch.images[: len(labels)], gts, preds, confs)
-                for gt, pred, conf in zip(gts, preds, confs, strict=False):
-                    if len(examples[name]) < num_examples:
-                        examples[name].append({"gt": gt, "pred": pred, "confidence": round(conf, 4)})
-            per_lang[name] = acc.compute()
+                for j, (gt, pred, conf) in enumerate(zip(gts, preds, confs, strict=False)):
+                    if len(keyed[name]) < num_examples:
+                        keyed[name].append((b, j, rank, {"gt": gt, "pred": pred, "confidence": round(conf, 4)}))
     finally:
         model.train(was_training)
+    if active(reducer):
+        parts = [accs[name] for name in order] + [total]
+        sums = reducer.all_sum([v for a in parts for v in a.state()])
+        for i, a in enumerate(parts):
+            a.load_state(sums[9 * i:9 * i + 9])
+        everyone = reducer.gather(keyed)
+        keyed = {name: sorted((e for k in everyone for e in k[name]), key=lambda e: e[:3]) for name in order}
+    per_lang = {name: accs[name].compute() for name in order}
+    examples = {name: [e[3] for e in keyed[name][:num_examples]] for name in order}
     macro = {m: (sum(getattr(s, m) for s in per_lang.values()) / len(per_lang) if per_lang else 0.0)
              for m in _METRICS}
     return EvalReport(per_lang, total.compute(), macro, examples, time.perf_counter() - start)

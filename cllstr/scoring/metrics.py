@@ -75,6 +75,21 @@ class MetricAccumulator:
                 self._edits[k] += edit_distance(p, g)
                 self._chars[k] += len(g)
 
+    def state(self) -> list[float]:
+        """The running sums as one flat list (for a sum over distributed ranks)."""
+        return [float(self.n), *map(float, self._correct), *self._ned, *map(float, self._edits),
+                *map(float, self._chars)]
+
+    def load_state(self, values: list[float]) -> None:
+        """Set the running sums from :meth:`state` (e.g. summed over ranks)."""
+        if len(values) != 9:
+            raise ValueError(f"a MetricAccumulator state has 9 values, got {len(values)}")
+        self.n = round(values[0])
+        self._correct = [round(v) for v in values[1:3]]
+        self._ned = [float(v) for v in values[3:5]]
+        self._edits = [round(v) for v in values[5:7]]
+        self._chars = [round(v) for v in values[7:9]]
+
     def compute(self) -> Scores:
         """Scores of everything seen so far (zeros when nothing was seen)."""
         n = max(self.n, 1)

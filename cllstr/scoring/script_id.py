@@ -16,6 +16,7 @@ from torch import nn
 
 from cllstr.device import autocast
 from cllstr.scripts import SCRIPT_ORDER
+from cllstr.scoring.reduce import Reducer, active
 
 __all__ = ["ScriptIdReport", "has_script_head", "evaluate_script_id"]
 
@@ -75,14 +76,18 @@ def _true_script(language: str, script: str | None) -> int:
 
 def evaluate_script_id(model: nn.Module, loaders: Mapping[str, Iterable[Any]], device: torch.device | str = "cpu",
                        amp_dtype: torch.dtype | None = None, channels_last: bool = False,
-                       max_samples: int | None = None) -> ScriptIdReport:
+                       max_samples: int | None = None, reducer: Reducer | None = None) -> ScriptIdReport:
     """Confusion matrix of ``model``'s script head over each language's batches (words of unknown script skipped).
 
     Args:
         model: A model with a script head (:func:`has_script_head`); put in eval mode and restored afterwards.
         loaders: Language name to an iterable of batches with ``.images`` (and ``.scripts``).
         max_samples: Stop each language after this many samples.
+        reducer: Distributed evaluation: ``loaders`` hold this rank's share (capped in the loaders); every rank gets
+            the confusion matrix of all the ranks' samples (:func:`cllstr.scoring.evaluate.evaluate_loaders`).
     """
+    if active(reducer) and max_samples is not None:
+        raise ValueError("distributed evaluation caps the samples in the loaders (max_samples=None here)")
     device = torch.device(device)
     t = len(SCRIPT_ORDER)
     confusion = [[0] * t for _ in range(t)]
@@ -94,7 +99,9 @@ def evaluate_script_id(model: nn.Module, loaders: Mapping[str, Iterable[Any]], d
             for batch in loader:
                 n = len(batch.labels) if max_samples is None else min(len(batch.labels), max_samples - seen)
                 if n <= 0:
-                    break
+                    if max_samples is not None:
+                        break
+                    continue  # a rank's empty share of a last, short batch
                 images = batch.images[:n].to(device)
                 if channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
@@ -108,4 +115,7 @@ def evaluate_script_id(model: nn.Module, loaders: Mapping[str, Iterable[Any]], d
                 seen += n
     finally:
         model.train(was_training)
+    if active(reducer):
+        flat = reducer.all_sum([float(v) for row in confusion for v in row])
+        confusion = [[round(v) for v in flat[i * t:(i + 1) * t]] for i in range(t)]
     return ScriptIdReport(confusion)

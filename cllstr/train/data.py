@@ -45,12 +45,13 @@ def build_train_loader(cfg: DataConfig, charset: Charset, batch_size: int, seed:
     return make_loader(spec, charset)
 
 
-def build_eval_loaders(cfg: DataConfig, split: str, batch_size: int,
-                       languages: list[str] | None = None) -> dict[str, Any]:
+def build_eval_loaders(cfg: DataConfig, split: str, batch_size: int, languages: list[str] | None = None,
+                       max_samples: int | None = None, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
     """One unshuffled loader per validation/evaluation language of a run: ``languages``, else ``cfg.val_select``,
-    else the languages of ``cfg.select_data`` present under ``<root>/<split>`` (a missing folder is an error)."""
+    else the languages of ``cfg.select_data`` present under ``<root>/<split>`` (a missing folder is an error); the
+    first ``max_samples`` records of each, and with ``world_size > 1`` this rank's strided share of every batch."""
     spec = LoaderSpec(root=cfg.root, select_data=cfg.select_data, split=split, batch_size=batch_size, img_h=cfg.img_h,
-                      img_w=cfg.img_w, keep_ratio=cfg.keep_ratio, rgb=cfg.rgb)
+                      img_w=cfg.img_w, keep_ratio=cfg.keep_ratio, rgb=cfg.rgb, rank=rank, world_size=world_size)
     if languages is None and cfg.val_select:
         languages = list(cfg.val_select)
-    return language_loaders(spec, languages)
+    return language_loaders(spec, languages, max_samples)

@@ -226,9 +226,15 @@ class Trainer:
         return float(loss.detach())
 
     def validate(self) -> EvalReport:
-        """Per-language validation of the current weights."""
+        """Per-language validation of the current weights (the validation loaders hold the first
+        ``data.val_samples`` of each language; in a distributed run each rank scores its share and the sums are
+        reduced, so every rank gets the single-process scores: a collective)."""
         return evaluate_loaders(self.model, self.charset, self.val_loaders, self.device, self.amp_dtype,
-                                self.cfg.channels_last, max_samples=self.cfg.data.val_samples)
+                                self.cfg.channels_last, max_samples=self._val_cap(), reducer=self.dist)
+
+    def _val_cap(self) -> int | None:
+        """The per-language cap the evaluation loop applies: none in a distributed run (its loaders are capped)."""
+        return None if self.dist.enabled else self.cfg.data.val_samples
 
     def _on_validation(self, mon: RunMonitor) -> None:
         report = self.validate()
@@ -244,7 +250,7 @@ class Trainer:
         script_id = None
         if has_script_head(self.model):
             script_id = evaluate_script_id(self.model, self.val_loaders, self.device, self.amp_dtype,
-                                           self.cfg.channels_last, max_samples=self.cfg.data.val_samples)
+                                           self.cfg.channels_last, max_samples=self._val_cap(), reducer=self.dist)
             row["script_acc"] = script_id.accuracy
         mon.record("val", row)
         self.history.append(row)
@@ -255,8 +261,9 @@ class Trainer:
         if grouping is not None:  # P_TM of a grouped model, one JSON line per validation
             if script_id is not None:
                 grouping["script_id"] = script_id.to_dict()
-            with open(self.out_dir / "grouping.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(grouping) + "\n")
+            if self.dist.is_main:
+                with open(self.out_dir / "grouping.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(grouping) + "\n")
             sid = f", script ID {100 * script_id.accuracy:.1f}%" if script_id is not None else ""
             mon.info(f"  grouping @{self.iteration}: {grouping['grouping']} ({grouping['changes']} changes){sid}")
         if improved:
@@ -382,7 +389,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> tuple[
         charset.save(Path(cfg.out_dir) / "charset.txt")
     loader = build_train_loader(cfg.data, charset, cfg.batch_size, cfg.seed, rank=dist.rank,
                                 world_size=dist.world_size)
-    val = build_eval_loaders(cfg.data, "validation", cfg.batch_size) if cfg.val_interval and dist.is_main else {}
+    # every rank validates its share of the first val_samples of each language (Trainer.validate reduces the sums)
+    val = (build_eval_loaders(cfg.data, "validation", cfg.batch_size, max_samples=cfg.data.val_samples,
+                              rank=dist.rank, world_size=dist.world_size) if cfg.val_interval else {})
     name = describe_loader(loader) + (f", {dist.world_size} ranks" if dist.enabled else "")
     trainer = Trainer(cfg, charset, loader, val, quiet=quiet, loader_name=name, dist=dist)
     if state is not None:

@@ -2,8 +2,10 @@
 
 Which languages: those named (``languages``), else the languages of a select-data spec present on disk
 (``SynthMLT_KOR`` counts as ``KOR``; :func:`eval_languages`), else every language folder of the split in the paper's
-column order (:func:`split_languages`). Only the image format of the spec applies: evaluation never caps, filters,
-mixes or augments.
+column order (:func:`split_languages`). Only the image format of the spec applies: evaluation never filters, mixes
+or augments. Two things may apply on top: ``max_samples`` keeps the first records of each language (validation during
+training), and ``spec.rank`` / ``spec.world_size`` give one distributed rank its strided share of every (global,
+sequential) batch, so that the ranks together see exactly the batches of one process.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch.utils.data import DataLoader
 from cllstr.data.loading.spec import LoaderSpec
 from cllstr.data.loading.torch_backend import build_torch_loader
 from cllstr.data.mixture.select_data import parse_select_data, split_root, validation_names
+from cllstr.data.mixture.spec import MixSpec, SourceSpec
 from cllstr.scripts import SCRIPT_ORDER
 
 __all__ = ["eval_languages", "language_loaders", "split_languages"]
@@ -40,14 +43,16 @@ def eval_languages(root: str | Path, select_data: str | Sequence[str], split: st
     return [n for n in validation_names(names) if (base / n).is_dir()]
 
 
-def language_loaders(spec: LoaderSpec, languages: Sequence[str] | None = None) -> dict[str, DataLoader]:
+def language_loaders(spec: LoaderSpec, languages: Sequence[str] | None = None,
+                     max_samples: int | None = None) -> dict[str, DataLoader]:
     """One unshuffled loader per language of ``<spec.root>/<spec.split>/<LANG>``; a missing folder is an error.
 
     Args:
         spec: ``root`` (a data root), ``split``, ``batch_size`` and the image format (``img_h``, ``img_w``, ``rgb``,
             ``keep_ratio``, ``interpolation``, ``labels``); with ``languages=None``, ``select_data`` names them (or,
-            when it is None too, every language folder of the split).
+            when it is None too, every language folder of the split); ``rank`` / ``world_size``: this rank's share.
         languages: Language folders to load.
+        max_samples: Keep the first this many records of each language (None: all).
     """
     if languages is None:
         languages = (eval_languages(spec.root, spec.select_data, spec.split) if spec.select_data is not None
@@ -58,8 +63,10 @@ def language_loaders(spec: LoaderSpec, languages: Sequence[str] | None = None) -
         path = Path(base) / lang
         if not path.is_dir():
             raise FileNotFoundError(f"{spec.split} data for {lang!r} not found: {path}")
-        one = LoaderSpec(root=[path], split=spec.split, batch_size=spec.batch_size, img_h=spec.img_h, img_w=spec.img_w,
+        root = ([path] if max_samples is None else
+                MixSpec(sources=[SourceSpec(name=lang, path=str(path.resolve()))], total_cap=max_samples))
+        one = LoaderSpec(root=root, split=spec.split, batch_size=spec.batch_size, img_h=spec.img_h, img_w=spec.img_w,
                          keep_ratio=spec.keep_ratio, rgb=spec.rgb, interpolation=spec.interpolation,
-                         labels=spec.labels, shuffle=False, workers=0)
+                         labels=spec.labels, shuffle=False, workers=0, rank=spec.rank, world_size=spec.world_size)
         loaders[lang] = build_torch_loader(one)
     return loaders
