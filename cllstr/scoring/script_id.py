@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from cllstr.device import autocast
-from cllstr.scripts import SCRIPT_ORDER
 from cllstr.scoring.reduce import Reducer, active
+from cllstr.scripts import SCRIPT_ORDER
 
 __all__ = ["ScriptIdReport", "has_script_head", "evaluate_script_id"]
 
