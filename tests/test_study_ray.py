@@ -93,6 +93,31 @@ def test_ray_executor_gives_the_local_executors_study(cluster: str, tmp_path: Pa
         assert read_status(tmp_path / "ray" / "runs" / h)["state"] == "done"
 
 
+def test_a_distributed_run_is_one_ray_task_holding_a_torchrun_gang(cluster: str, tmp_path: Path) -> None:
+    # 2 ranks x 1 CPU per run on the 2-CPU cluster: each run's task holds both CPUs, its torchrun gang trains with
+    # gloo, rank 0 evaluates; the run hashes are those of a plain run (the world size is not part of a run)
+    study, data = _study(tmp_path, iterations=4), tmp_path / "data"
+    res = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "gang"), "--data", str(data), "--executor",
+                   "ray", "--address", cluster, "--cpus-per-run", "1", "--ranks-per-run", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    plain = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "plain"), "--data", str(data), "--dry-run"])
+    hashes = sorted(p.name for p in (tmp_path / "gang" / "runs").iterdir())
+    assert hashes == sorted(line.split()[0] for line in plain.output.splitlines() if "|" in line)
+    for h in hashes:
+        run = tmp_path / "gang" / "runs" / h
+        status = read_status(run)
+        assert status["state"] == "done" and status["ranks"] == 2 and status["iterations"] == 4
+        assert ", 2 ranks" in (run / "stdout.log").read_text(encoding="utf-8")  # the loader line of a 2-rank run
+        assert (run / "eval.json").is_file()
+    res = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "big"), "--executor", "ray", "--address",
+                   cluster, "--ranks-per-run", "3", "--quiet"])
+    assert res.exit_code == 1 and "cannot place a run of 3 CPU / 0 GPU (3 ranks on one node)" in res.output
+    assert not (tmp_path / "big").exists()
+    res = _cllstr(["study", "run", str(study), "--out", str(tmp_path / "bad"), "--executor", "ray", "--address",
+                   cluster, "--ranks-per-run", "0", "--quiet"])
+    assert res.exit_code == 2 and "--ranks-per-run must be >= 1" in res.output
+
+
 def _kill_worker_when_running(out: Path, killed: list[int], stop: threading.Event) -> None:
     """Kill the first study worker process of ``out`` once it has written a checkpoint."""
     while not stop.is_set():
@@ -103,7 +128,8 @@ def _kill_worker_when_running(out: Path, killed: list[int], stop: threading.Even
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"cllstr.study.worker" in cmd and any(str(out).encode() in c for c in cmd):
+            if (b"cllstr.study.worker" in cmd and b"torch.distributed.run" not in cmd  # a worker or a rank
+                    and any(str(out).encode() in c for c in cmd)):
                 run_dir = Path(next(c for c in cmd if str(out).encode() in c).decode())
                 if (run_dir / "last.pt").is_file():
                     os.kill(int(d.name), signal.SIGKILL)
@@ -112,7 +138,9 @@ def _kill_worker_when_running(out: Path, killed: list[int], stop: threading.Even
         time.sleep(0.05)
 
 
-def test_a_killed_run_is_retried_from_its_checkpoint(cluster: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_a_killed_run_is_retried_from_its_checkpoint(cluster: str, tmp_path: Path, ranks: int) -> None:
+    # ranks=2: one rank of a torchrun gang is killed; torchrun stops the gang, Ray retries the whole task
     study, data = _study(tmp_path, iterations=300), tmp_path / "data"
     out = tmp_path / "ray"
     killed: list[int] = []
@@ -121,13 +149,14 @@ def test_a_killed_run_is_retried_from_its_checkpoint(cluster: str, tmp_path: Pat
     killer.start()
     try:
         res = _cllstr(["study", "run", str(study), "--out", str(out), "--data", str(data),
-                                       "--executor", "ray", "--address", cluster, "--quiet", "--no-report"])
+                                       "--executor", "ray", "--address", cluster, "--quiet", "--no-report",
+                                       "--ranks-per-run", str(ranks)])
     finally:
         stop.set()
     assert res.exit_code == 0, res.output
     assert killed, "no study worker was killed"
     states = [read_status(d) for d in (out / "runs").iterdir()]
-    assert all(s["state"] == "done" and s["iterations"] == 300 for s in states)
+    assert all(s["state"] == "done" and s["iterations"] == 300 and s.get("ranks", 1) == ranks for s in states)
     assert any(s["resumed"] for s in states)  # the killed run continued from its last.pt
 
 

@@ -60,6 +60,8 @@ def run(
                                                 "cluster.")] = None,
     cpus_per_run: Annotated[int, typer.Option("--cpus-per-run", help="Ray: CPUs (and threads) per run.")] = 1,
     gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", help="Ray: GPUs per run.")] = 0.0,
+    ranks_per_run: Annotated[int, typer.Option("--ranks-per-run", help="Ray: data-parallel ranks per run, a torchrun "
+                                               "gang on one node (CPUs/GPUs per run are per rank).")] = 1,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     results_from: Annotated[list[Path] | None, typer.Option(
         "--results-from", help="Study or results folder (cllstr study export) whose finished runs count as done "
@@ -118,7 +120,10 @@ def run(
         if executor == "ray":
             from cllstr.study.ray_executor import RayOptions
 
-            ray = RayOptions(address, cpus_per_run, gpus_per_run)
+            try:
+                ray = RayOptions(address, cpus_per_run, gpus_per_run, ranks_per_run=ranks_per_run)
+            except ValueError as e:  # the message names the option
+                usage(str(e))
         elif address is not None:
             usage("applies to --executor ray only", "--address")
         runner = StudyRunner(spec, out, parallel=parallel, executor=executor, quiet=quiet, device=device, ray=ray)

@@ -3,7 +3,9 @@
 A run folder ``<study>/runs/<hash>/`` holds ``run.json`` (grid coordinates and the TrainConfig, written by the
 runner), the training outputs (``last.pt``, ``best.pt``, ``charset.txt``, ``log.jsonl``, ``train.csv``,
 ``val.csv``), ``eval.json`` / ``eval.md`` and ``status.json`` (``running`` → ``done`` or ``failed``). Run it in a
-separate process with ``python -m cllstr.study.worker RUN_DIR [--device D] [--threads N]``.
+separate process with ``python -m cllstr.study.worker RUN_DIR [--device D] [--threads N]``, or as a data-parallel
+gang under ``torchrun`` (``python -m torch.distributed.run --nproc-per-node R -m cllstr.study.worker RUN_DIR``): every
+rank trains its share, rank 0 alone writes ``status.json`` and evaluates the chosen checkpoint.
 """
 
 from __future__ import annotations
@@ -76,9 +78,16 @@ def execute_run(run_dir: str | Path, device: str | None = None, threads: int | N
         raise FileNotFoundError(f"run {record['hash']}: initial checkpoint {cfg.init_from} is missing "
                                 f"(its pre-training run {record.get('depends_on')} did not finish)")
     t0 = time.perf_counter()
-    write_status(run_dir, "running", pid=os.getpid())
-    resume = (run_dir / "last.pt").is_file()
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if rank == 0:
+        write_status(run_dir, "running", pid=os.getpid(), **({"ranks": world} if world > 1 else {}))
+    resume = (run_dir / "last.pt").is_file()  # read by every rank before any of them can train (and save)
     trainer, summary = train(cfg, resume=resume, quiet=quiet)
+    if world > 1:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        if rank != 0:  # rank 0 evaluates and marks the run done
+            return {"state": "trained", "rank": rank}
     ev = record["eval"]
     ckpt = run_dir / ("best.pt" if ev["checkpoint"] == "best" else "last.pt")
     if not ckpt.is_file():  # no validation happened (val_interval 0): the last weights are the result
@@ -92,7 +101,7 @@ def execute_run(run_dir: str | Path, device: str | None = None, threads: int | N
     seconds = time.perf_counter() - t0
     status = {"iterations": summary["iterations"], "img_per_s": round(summary["img_per_s"], 2),
               "seconds": round(seconds, 2), "resumed": resume, "checkpoint": ckpt.name,
-              "device": str(trainer.device), "threads": torch.get_num_threads()}
+              "device": str(trainer.device), "threads": torch.get_num_threads(), **({"ranks": world} if world > 1 else {})}
     write_status(run_dir, "done", **status)
     return read_status(run_dir)
 
