@@ -101,7 +101,8 @@ def execute_run(run_dir: str | Path, device: str | None = None, threads: int | N
     seconds = time.perf_counter() - t0
     status = {"iterations": summary["iterations"], "img_per_s": round(summary["img_per_s"], 2),
               "seconds": round(seconds, 2), "resumed": resume, "checkpoint": ckpt.name,
-              "device": str(trainer.device), "threads": torch.get_num_threads(), **({"ranks": world} if world > 1 else {})}
+              "device": str(trainer.device), "threads": torch.get_num_threads(),
+              **({"ranks": world} if world > 1 else {})}
     write_status(run_dir, "done", **status)
     return read_status(run_dir)
 
