@@ -117,6 +117,22 @@ def test_two_ranks_train_like_one_process(data_root: Path, tmp_path: Path) -> No
     assert state["data"]["epoch"] == load_checkpoint(tmp_path / "single" / "last.pt")["data"]["epoch"] == 1
 
 
+def test_a_short_last_batch_keeps_the_ranks_in_step(tmp_path: Path) -> None:
+    """17 samples in global batches of 16 over 2 ranks: the last batch (1 sample) is skipped by both ranks, so every
+    step is the same global batch on both (before, the rank with an empty share went on to the next epoch's batch,
+    and the ranks' epochs drifted apart); a single process trains the 1-sample batch as well."""
+    root = make_data_root(tmp_path / "data", ("LAT",), n_train=17, n_val=4)
+    over = dict(iterations=4, val_interval=0, save_interval=0, sync_bn=True)
+    _run(_config(root, tmp_path / "ddp", **over), 2)
+    state = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    assert state["iteration"] == 4 and state["data"]["epoch"] == 3  # one 16-sample step per epoch
+    single = _config(root, tmp_path / "single", **{**over, "batch_size": 16})
+    train(single, quiet=True)
+    assert load_checkpoint(tmp_path / "single" / "last.pt")["data"]["epoch"] == 1  # 16 + 1, 16 + 1: 2 epochs
+    with pytest.raises(ValueError, match="must divide by world_size"):
+        build_dataloader([root / "training" / "LAT"], batch_size=15, world_size=2, rank=0)
+
+
 def _descendant_with_rank(root_pid: int, rank: int) -> int | None:
     """The pid of the torchrun worker with ``RANK=rank`` under ``root_pid``."""
     children: dict[int, list[int]] = {}

@@ -82,6 +82,21 @@ def test_sharded_sampler_forwards_the_epoch() -> None:
         ShardedBatchSampler(inner, rank=2, world_size=2)
 
 
+def test_even_shares_cut_the_short_batch_to_a_multiple_of_the_world() -> None:
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    for n, world, want in [(21, 2, [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]]),  # 21 = 8 + 8 + 5 -> 4 of 5 kept
+                           (17, 2, [[0, 2, 4, 6], [8, 10, 12, 14]]),  # the last batch of 1 is skipped by every rank
+                           (16, 2, [[0, 2, 4, 6], [8, 10, 12, 14]])]:
+        inner = BatchSampler(SequentialSampler(range(n)), 8, drop_last=False)
+        even = ShardedBatchSampler(inner, rank=0, world_size=world, even=True)
+        assert list(even) == want and len(even) == len(want)
+        other = list(ShardedBatchSampler(inner, rank=1, world_size=world, even=True))
+        assert [len(b) for b in other] == [len(b) for b in want]  # the same share sizes on every rank: no rank idles
+    keep = ShardedBatchSampler(BatchSampler(SequentialSampler(range(17)), 8, drop_last=False), 1, 2)
+    assert list(keep) == [[1, 3, 5, 7], [9, 11, 13, 15], []] and len(keep) == 3  # evaluation keeps every sample
+
+
 def test_study_progress_view(tmp_path: Path) -> None:
     done, running = tmp_path / "a", tmp_path / "b"
     running.mkdir()

@@ -51,7 +51,8 @@ def build_eval_loaders(cfg: DataConfig, split: str, batch_size: int, languages: 
     else the languages of ``cfg.select_data`` present under ``<root>/<split>`` (a missing folder is an error); the
     first ``max_samples`` records of each, and with ``world_size > 1`` this rank's strided share of every batch."""
     spec = LoaderSpec(root=cfg.root, select_data=cfg.select_data, split=split, batch_size=batch_size, img_h=cfg.img_h,
-                      img_w=cfg.img_w, keep_ratio=cfg.keep_ratio, rgb=cfg.rgb, rank=rank, world_size=world_size)
+                      img_w=cfg.img_w, keep_ratio=cfg.keep_ratio, rgb=cfg.rgb, rank=rank, world_size=world_size,
+                      even_shares=False)
     if languages is None and cfg.val_select:
         languages = list(cfg.val_select)
     return language_loaders(spec, languages, max_samples)

@@ -67,6 +67,7 @@ def language_loaders(spec: LoaderSpec, languages: Sequence[str] | None = None,
                 MixSpec(sources=[SourceSpec(name=lang, path=str(path.resolve()))], total_cap=max_samples))
         one = LoaderSpec(root=root, split=spec.split, batch_size=spec.batch_size, img_h=spec.img_h, img_w=spec.img_w,
                          keep_ratio=spec.keep_ratio, rgb=spec.rgb, interpolation=spec.interpolation,
-                         labels=spec.labels, shuffle=False, workers=0, rank=spec.rank, world_size=spec.world_size)
+                         labels=spec.labels, shuffle=False, workers=0, rank=spec.rank, world_size=spec.world_size,
+                         even_shares=False)
         loaders[lang] = build_torch_loader(one)
     return loaders

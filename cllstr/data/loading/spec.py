@@ -70,6 +70,9 @@ class LoaderSpec:
         validation: DALI record screening (:data:`VALIDATION_MODES`).
         rank: Distributed rank; each rank reads its own shard of every epoch's order.
         world_size: Number of distributed ranks.
+        even_shares: With ``world_size > 1``, equal shares of every step (training: ``batch_size`` must then divide by
+            ``world_size``, and the last, short batch of an epoch is cut to a multiple of it; see
+            :class:`~cllstr.data.mixture.sampler.ShardedBatchSampler`); False keeps every sample (evaluation).
     """
 
     root: str | Path | Sequence[str | Path] | Any = None
@@ -105,6 +108,7 @@ class LoaderSpec:
     validation: str = "header"
     rank: int = 0
     world_size: int = 1
+    even_shares: bool = True
 
     def __post_init__(self) -> None:
         choices = {"loader": LOADER_KINDS, "validation": VALIDATION_MODES, "interpolation": INTERPOLATIONS,
@@ -123,6 +127,9 @@ class LoaderSpec:
             raise ValueError(f"decode_threads must be at least 1, got {self.decode_threads}")
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank must be in [0, world_size={self.world_size}), got {self.rank}")
+        if self.world_size > 1 and self.even_shares and self.batch_size % self.world_size:
+            raise ValueError(f"batch_size {self.batch_size} (the global batch) must divide by world_size "
+                             f"{self.world_size}")
         if self.min_label_length < 1:
             raise ValueError(f"min_label_length must be at least 1, got {self.min_label_length}")
         if self.max_label_length is not None and self.max_label_length < self.min_label_length:

@@ -116,7 +116,7 @@ def build_torch_loader(spec: LoaderSpec, charset: Charset | None = None) -> Data
         return DataLoader(dataset, batch_size=spec.batch_size, shuffle=spec.shuffle, drop_last=spec.drop_last,
                           **common, **extra)
     if spec.world_size > 1:
-        batches = ShardedBatchSampler(batches, spec.rank, spec.world_size)
+        batches = ShardedBatchSampler(batches, spec.rank, spec.world_size, even=spec.even_shares)
     return DataLoader(dataset, batch_sampler=batches, **common, **extra)
 
 

@@ -102,18 +102,27 @@ class ShardedBatchSampler(Sampler[list[int]]):
     Every rank wraps the same global sampler (same seed), so the ranks' shares of a step are disjoint and together
     are exactly the global batch; per-batch source ratios therefore hold for the global batch.
 
+    With ``even=True`` (training) a global batch whose size is not a multiple of ``world_size`` (the last, short batch
+    of an epoch) is cut to the largest multiple (a batch of fewer than ``world_size`` samples is skipped by every
+    rank), so that all shares of a step have the same size: every rank takes part in every step, and the mean of the
+    ranks' mean losses that data-parallel training reduces is the mean over the global batch. At most
+    ``world_size - 1`` samples per epoch are left out. ``even=False`` (evaluation, whose sums are reduced) keeps every
+    sample; a rank's share of a short batch may then be empty.
+
     Args:
         batch_sampler: The global batch sampler (its ``sampler``, if any, stays reachable for RNG bookkeeping).
         rank: This rank.
         world_size: Number of ranks.
+        even: Equal shares (see above).
     """
 
-    def __init__(self, batch_sampler: Sampler[list[int]] | Iterable[list[int]], rank: int, world_size: int) -> None:
+    def __init__(self, batch_sampler: Sampler[list[int]] | Iterable[list[int]], rank: int, world_size: int,
+                 even: bool = False) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         self.batch_sampler = batch_sampler
         self.sampler = getattr(batch_sampler, "sampler", None)
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.even = rank, world_size, even
 
     def set_epoch(self, epoch: int) -> None:
         """Forwarded to the global sampler."""
@@ -121,8 +130,18 @@ class ShardedBatchSampler(Sampler[list[int]]):
             self.batch_sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return len(self.batch_sampler)
+        n = len(self.batch_sampler)
+        size, drop = getattr(self.batch_sampler, "batch_size", None), getattr(self.batch_sampler, "drop_last", True)
+        short = len(self.sampler) % size if self.sampler is not None and size and not drop else 0
+        if self.even and 0 < short < self.world_size:
+            n -= 1  # the last, short batch is skipped
+        return n
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batch_sampler:
-            yield list(batch)[self.rank::self.world_size]
+            batch = list(batch)
+            if self.even:
+                batch = batch[:len(batch) - len(batch) % self.world_size]
+                if not batch:
+                    continue
+            yield batch[self.rank::self.world_size]
