@@ -47,10 +47,11 @@ def make_data(root: Path, n: int) -> Path:
     return root
 
 
-def train(data: Path, out: Path, ranks: int, threads: int, args: argparse.Namespace) -> dict:
-    cfg = {"model": "crnn", "model_kwargs": MODEL_KWARGS, "out_dir": str(out), "batch_size": args.batch,
+def train(data: Path, out: Path, ranks: int, threads: int, args: argparse.Namespace, batch: int | None = None,
+          sync_bn: bool = True) -> dict:
+    cfg = {"model": "crnn", "model_kwargs": MODEL_KWARGS, "out_dir": str(out), "batch_size": batch or args.batch,
            "iterations": args.iters, "val_interval": 0, "save_interval": 0, "log_interval": args.iters,
-           "threads": threads, "device": args.device, "sync_bn": True,
+           "threads": threads, "device": args.device, "sync_bn": sync_bn,
            "data": {"root": str(data), "select_data": "lang_L"}}
     path = out.with_suffix(".json")
     path.write_text(json.dumps(cfg))
@@ -119,19 +120,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp) / "data", 512)
         per_rank = 1 if args.device == "cuda" else max(1, args.cores // args.ranks)
-        configs = [(1, 1 if args.device == "cuda" else args.cores), (args.ranks, per_rank)]
+        # (label, ranks, threads, global batch, SyncBatchNorm); on CPU two more rows say where a DDP step's time goes:
+        # one rank's share trained alone (no DDP: the compute of a rank) and the ranks without SyncBatchNorm
+        configs = [("1 process", 1, 1 if args.device == "cuda" else args.cores, args.batch, True),
+                   ("DDP", args.ranks, per_rank, args.batch, True)]
+        if args.device == "cpu":
+            configs += [("one rank's share alone", 1, per_rank, args.batch // args.ranks, True),
+                        ("DDP without SyncBatchNorm", args.ranks, per_rank, args.batch, False)]
         results: dict[int, list[dict]] = {i: [] for i in range(len(configs))}
         for r in range(args.rounds):
-            for i, (ranks, threads) in enumerate(configs):
-                results[i].append(train(data, Path(tmp) / f"run{i}_{r}", ranks, threads, args))
+            for i, (_, ranks, threads, batch, sync) in enumerate(configs):
+                results[i].append(train(data, Path(tmp) / f"run{i}_{r}", ranks, threads, args, batch, sync))
         base = statistics.median(x["img_per_s"] for x in results[0])
         print(f"crnn ({numel / 1e6:.2f}M parameters), global batch {args.batch}, {args.iters} steps, {args.device}, "
               f"{args.rounds} alternated rounds (medians)")
-        for i, (ranks, threads) in enumerate(configs):
+        for i, (name, ranks, threads, batch, sync) in enumerate(configs):
             ips = statistics.median(x["img_per_s"] for x in results[i])
             step = statistics.median(x["step_s"] for x in results[i])
-            label = f"{ranks} rank(s) x {threads} thread(s)"
-            print(f"  {label:<26} {ips:8.1f} img/s   {1000 * step:7.1f} ms/step   x{ips / base:.2f} vs 1 process")
+            label = f"{name}: {ranks} rank(s) x {threads} thread(s), batch {batch}{'' if sync else ', no SyncBN'}"
+            print(f"  {label:<62} {ips:8.1f} img/s   {1000 * step:7.1f} ms/step   x{ips / base:.2f} vs 1 process")
+        configs = [(c[1], c[2]) for c in configs[:2]]
         ranks, threads = configs[-1]
         ar = allreduce_seconds(numel, ranks, threads, args.device)
         step = statistics.median(x["step_s"] for x in results[1])

@@ -272,3 +272,32 @@ def test_sharded_validation_gives_the_single_process_scores(tmp_path: Path) -> N
         for lang, scores in single["report"]["languages"].items():
             assert got["report"]["languages"][lang] == pytest.approx(scores, rel=1e-12, abs=1e-12)
         assert got["report"]["weighted"] == pytest.approx(single["report"]["weighted"], rel=1e-12, abs=1e-12)
+
+
+def test_sync_batchnorm_function_is_batchnorm_in_one_process() -> None:
+    """The one-collective forward/backward (identity reduce): outputs, statistics and float64 gradients equal
+    BatchNorm's in training mode, on data whose mean is far from 0 (the variance must not cancel)."""
+    from cllstr.train.distributed import SyncBatchNorm, SyncBatchNormFunction
+
+    torch.manual_seed(0)
+    x = (torch.randn(5, 3, 4, 7, dtype=torch.float64) * 3 + 40).requires_grad_()
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    def identity(t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    y, mean, var, count = SyncBatchNormFunction.apply(x, w, b, 1e-5, identity)
+    want = torch.nn.functional.batch_norm(x, None, None, w, b, True, 0.0, 1e-5)
+    torch.testing.assert_close(y, want, atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(mean, x.mean((0, 2, 3)))
+    torch.testing.assert_close(var, x.var((0, 2, 3), unbiased=False))
+    assert float(count) == 5 * 4 * 7
+    assert torch.autograd.gradcheck(lambda x, w, b: SyncBatchNormFunction.apply(x, w, b, 1e-5, identity)[0],
+                                    (x, w, b))
+    # the module's training step: running statistics as BatchNorm's (unbiased variance), in float32
+    sync, plain = SyncBatchNorm(3), torch.nn.BatchNorm2d(3)
+    xf = x.detach().float()
+    out = sync.sync_forward(xf, identity)
+    torch.testing.assert_close(out, plain(xf), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(sync.running_mean, plain.running_mean)
+    torch.testing.assert_close(sync.running_var, plain.running_var, atol=1e-3, rtol=1e-4)

@@ -103,27 +103,76 @@ def init_distributed(device: str = "auto") -> DistContext:
     return ctx
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """Differentiable sum over ranks: the gradient of every rank's copy is the sum of the ranks' gradients."""
+def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    dist.all_reduce(x)
+    return x
+
+
+class SyncBatchNormFunction(torch.autograd.Function):
+    """Batch normalisation over the global batch with one all-reduce in the forward pass and one in the backward
+    pass, on fused native kernels, as torch's CUDA SyncBatchNorm does.
+
+    Forward: each rank's per-channel ``var_mean`` (two-pass, fused) gives ``n * mean`` and ``n * (var + mean^2)``;
+    their sums over ranks give the global mean and variance (float64, so that ``E[x^2] - E[x]^2`` across ranks does
+    not cancel: each rank's own variance is exact). Backward: the native BatchNorm backward gives this rank's
+    ``sum(dy)`` and ``sum(dy * x_hat)`` (the bias and weight gradients); their global sums give the input gradient
+    ``w * invstd * (dy - sum(dy) / N - x_hat * sum(dy * x_hat) / N)``, evaluated as ``A * dy + B * x + C`` per
+    channel. The weight and bias gradients returned are this rank's own (data parallelism averages them like every
+    other parameter's).
+
+    ``forward(x, weight, bias, eps, reduce)``: ``x`` ``(N, C, ...)``; ``reduce`` sums a float64 tensor over the ranks
+    in place (the identity in one process, for tests). Returns ``(y, mean, var, count)``: the biased global variance
+    and the global sample count per channel; only ``y`` is differentiable.
+    """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        out = x.clone()
-        dist.all_reduce(out)
-        return out
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float,
+                reduce: Any) -> tuple[torch.Tensor, ...]:
+        dims = [0, *range(2, x.dim())]
+        compute = torch.float64 if x.dtype == torch.float64 else torch.float32  # bf16/fp16 inputs: float32
+        xf = x.to(compute)
+        var_l, mean_l = torch.var_mean(xf, dims, correction=0)
+        n = float(xf.numel() // max(xf.shape[1], 1))
+        mean_l, var_l = mean_l.double(), var_l.double()
+        stats = reduce(torch.cat([n * mean_l, n * (var_l + mean_l.square()), mean_l.new_tensor([n])]))
+        c, count = xf.shape[1], stats[-1]
+        mean64 = stats[:c] / count
+        var = (stats[c:2 * c] / count - mean64.square()).clamp_min(0.0).to(compute)
+        mean = mean64.to(compute)
+        invstd = torch.rsqrt(var + eps)
+        y = torch.nn.functional.batch_norm(xf, mean, var, weight, bias, False, 0.0, eps)
+        ctx.save_for_backward(xf, mean, invstd, weight)
+        ctx.reduce, ctx.count, ctx.in_dtype = reduce, count, x.dtype
+        count_out = count.to(compute).reshape(())
+        ctx.mark_non_differentiable(mean, var, count_out)
+        return y.to(x.dtype), mean, var, count_out
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        out = grad.clone()
-        dist.all_reduce(out)
-        return out
+    def backward(ctx: Any, dy: torch.Tensor, *_: Any) -> tuple[Any, ...]:
+        xf, mean, invstd, weight = ctx.saved_tensors
+        shape = [1, -1] + [1] * (xf.dim() - 2)
+        dyf = dy.to(xf.dtype)
+        ones = torch.ones_like(mean)
+        # this rank's sum(dy * x_hat) and sum(dy): the native backward's weight and bias gradients (no input grad)
+        _, sum_dy_xhat, sum_dy = torch.ops.aten.native_batch_norm_backward(
+            dyf, xf, ones, None, None, mean, invstd, True, 0.0, [False, True, True])
+        c = xf.shape[1]
+        total = ctx.reduce(torch.cat([sum_dy, sum_dy_xhat]).double())
+        g1, g2 = (total[:c] / ctx.count).to(xf.dtype), (total[c:] / ctx.count).to(xf.dtype)
+        a = invstd if weight is None else invstd * weight.to(xf.dtype)  # dx = a * dy + b * x + k
+        b = -a * invstd * g2
+        k = -a * g1 - b * mean
+        dx = torch.addcmul(k.view(shape), xf, b.view(shape)).addcmul_(dyf, a.view(shape))
+        dw = sum_dy_xhat.to(weight.dtype) if weight is not None and ctx.needs_input_grad[1] else None
+        db = sum_dy.to(weight.dtype) if weight is not None and ctx.needs_input_grad[2] else None
+        return dx.to(ctx.in_dtype), dw, db, None, None
 
 
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """BatchNorm over the global batch of every rank (differentiable all-reduces of the statistics), on any device.
+    """BatchNorm over the global batch of every rank (:class:`SyncBatchNormFunction`: one all-reduce forward, one
+    backward), on any device.
 
-    Outside a distributed training step (eval mode, one process) it is plain BatchNorm. The variance is computed in
-    two passes (mean first, then the mean squared deviation), as BatchNorm does, not as ``E[x^2] - E[x]^2``.
+    Outside a distributed training step (eval mode, one process) it is plain BatchNorm.
     """
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
@@ -135,24 +184,20 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(x)
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        dims = [0, *range(2, x.dim())]
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        xf = x.float()
-        local = torch.cat([xf.sum(dims), xf.new_tensor([xf.numel() / xf.shape[1]])])
-        total = _AllReduceSum.apply(local)
-        count = total[-1]
-        mean = total[:-1] / count
-        var = _AllReduceSum.apply(((xf - mean.view(shape)) ** 2).sum(dims)) / count
+        return self.sync_forward(x, _all_reduce_sum)
+
+    def sync_forward(self, x: torch.Tensor, reduce: Any) -> torch.Tensor:
+        """The training forward pass with ``reduce`` as the sum over ranks (tests pass the identity)."""
+        y, mean, var, count = SyncBatchNormFunction.apply(x, self.weight if self.affine else None,
+                                                          self.bias if self.affine else None, self.eps, reduce)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * count / max(float(count) - 1, 1.0), alpha=m)
-        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y.to(x.dtype)
+                n = float(count)
+                self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+                self.running_var.mul_(1 - m).add_(var * n / max(n - 1, 1.0), alpha=m)
+        return y
 
 
 def convert_sync_batchnorm(model: nn.Module) -> nn.Module:
