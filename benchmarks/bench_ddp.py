@@ -110,9 +110,9 @@ def main() -> None:
     from cllstr.models import count_parameters, create_model
 
     numel = count_parameters(create_model("crnn", 40, **MODEL_KWARGS))
-    if args.device == "cuda":
-        import torch
+    import torch
 
+    if args.device == "cuda":
         if torch.cuda.device_count() < args.ranks or args.ranks < 2:
             print(f"bench_ddp: {torch.cuda.device_count()} GPU(s); DDP needs --ranks >= 2 GPUs (one rank trains "
                   "without DDP: no overhead to measure)")
@@ -145,6 +145,12 @@ def main() -> None:
         step = statistics.median(x["step_s"] for x in results[1])
         print(f"  gradient all-reduce alone ({numel * 4 / 1e6:.1f} MB fp32, {ranks} ranks): {1000 * ar:.1f} ms "
               f"= {100 * ar / step:.0f}% of a DDP step")
+        if args.device == "cpu":  # SyncBatchNorm: 2 small all-reduces per BatchNorm layer and step
+            model = create_model("crnn", 40, **MODEL_KWARGS)
+            layers = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+            small = allreduce_seconds(2 * 256 + 1, ranks, threads, args.device)
+            print(f"  a SyncBatchNorm statistics all-reduce alone (513 floats): {1000 * small:.2f} ms; x {2 * layers} "
+                  f"per step ({layers} BatchNorm layers) = {1000 * 2 * layers * small:.1f} ms")
 
 
 if __name__ == "__main__":
