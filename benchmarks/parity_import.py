@@ -32,6 +32,7 @@ from cllstr.deploy import OnnxModel, export_onnx
 from cllstr.interop import class_table, import_reference
 
 ARCHS = ("TPS-ResNet-BiLSTM-Attn", "TPS-ResNet-BiLSTM-CTC", "None-VGG-BiLSTM-CTC", "TPS-SVTR-None-CTC")
+GRIDS = {"reference": ARCHS, "exact": tuple(a for a in ARCHS if a.startswith("TPS"))}  # cllstr import --tps-grid
 
 
 def reference_model(ref: Path, arch: str, num_class: int) -> torch.nn.Module:
@@ -90,14 +91,15 @@ def main() -> None:
     torch.set_grad_enabled(False)
     print("| arch | images | max abs logit diff vs reference | logit scale | greedy decodes equal | ONNX Runtime vs "
           "torch, max abs diff / max(1, scale) | ONNX greedy equal |\n|---|---|---|---|---|---|---|")
-    for arch in ARCHS:
+    for grid, arch in [(g, a) for g, archs in GRIDS.items() for a in archs]:
         pred = arch.split("-")[-1].lower()
         tokens, perm, sos = class_table("cll-str", pred, chars)
         ref = reference_model(args.ref, arch, len(perm))
         with tempfile.TemporaryDirectory() as tmp:
             pth = Path(tmp) / "ref.pth"
             torch.save(torch.nn.DataParallel(ref).state_dict(), pth)
-            ckpt = save_checkpoint(import_reference(pth, "cll-str", arch, chars).checkpoint, Path(tmp) / "m.pt")
+            ckpt = save_checkpoint(import_reference(pth, "cll-str", arch, chars, tps_grid=grid).checkpoint,
+                                   Path(tmp) / "m.pt")
             ours = load_model(ckpt).model.eval()
             onnx = OnnxModel(export_onnx(ckpt, Path(tmp) / "m.onnx"), threads=1)
         for label, x in images(args.lmdb, args.n).items():
@@ -114,7 +116,8 @@ def main() -> None:
             diff = (got - want).abs().max().item()
             same = torch.equal(got.argmax(-1), want.argmax(-1))
             onnx_same = torch.equal(via_onnx.argmax(-1), full.argmax(-1))
-            print(f"| {arch} | {label} ({x.shape[0]}) | {diff:.2e} | {want.abs().max().item():.2f} | {same} | "
+            name = f"{arch} (--tps-grid exact)" if grid == "exact" else arch
+            print(f"| {name} | {label} ({x.shape[0]}) | {diff:.2e} | {want.abs().max().item():.2f} | {same} | "
                   f"{rel:.1e} | {onnx_same} |")
 
 

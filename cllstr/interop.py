@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from cllstr.models import create_model
+from cllstr.models.tps import GRIDS
 from cllstr.text.charset import REFERENCE_SPECIALS, Charset
 
 __all__ = ["SOURCES", "DTRB_CHARACTERS", "DIFFERENCES", "ReferenceImport", "parse_arch", "class_table",
@@ -48,6 +49,7 @@ DIFFERENCES = {
     "vgg": "VGG last conv unpadded as the reference: T = W/4 - 1 (24 for W = 100; cllstr's crnn pads it, T = 26)",
     "svtr": "SVTR merging LayerNorm eps 1e-5 as the reference (cllstr's svtr_* default 1e-6)",
     "tps": "TPS grid_sample align_corners=True as the reference (cllstr default False, an exact identity init)",
+    "tps_exact": "TPS grid in float64 (--tps-grid exact): the reference's float32 grid differs from it by ~1.6e-5",
     "onehot": "DTRB attention decoder input: one-hot vectors (cllstr default: a learned 256-d embedding)",
 }
 _STAGES = {
@@ -237,7 +239,8 @@ def map_state_dict(sd: Mapping[str, torch.Tensor], stages: tuple[str, str, str, 
 
 
 def _target(stages: tuple[str, str, str, str], info: dict[str, Any], img_size: tuple[int, int],
-            max_length: int, sos: int | None, source: str) -> tuple[str, dict[str, Any], list[str]]:
+            max_length: int, sos: int | None, source: str,
+            tps_grid: str = "reference") -> tuple[str, dict[str, Any], list[str]]:
     """The cllstr model name and kwargs reproducing the reference, and the differences applied."""
     trans, feat, seq, pred = stages
     diffs: list[str] = []
@@ -261,6 +264,9 @@ def _target(stages: tuple[str, str, str, str], info: dict[str, Any], img_size: t
     if trans == "tps":
         kw.update(num_fiducial=info["num_fiducial"], tps_align_corners=True)
         diffs.append(DIFFERENCES["tps"])
+        if tps_grid == "exact":
+            kw["tps_grid"] = "exact"
+            diffs.append(DIFFERENCES["tps_exact"])
     if pred == "attn":
         kw.update(max_length=max_length, attn_embed=info["attn_embed"], attn_sos=sos)
         if info["attn_embed"] == 0:
@@ -270,7 +276,7 @@ def _target(stages: tuple[str, str, str, str], info: dict[str, Any], img_size: t
 
 def import_reference(path: str | Path, source: str, arch: str, characters: Sequence[str] | None = None,
                      charset_mode: str | None = None, img_size: tuple[int, int] = (32, 100), pad: bool = False,
-                     max_length: int = 25) -> ReferenceImport:
+                     max_length: int = 25, tps_grid: str = "reference") -> ReferenceImport:
     """Convert a reference checkpoint into a cllstr checkpoint.
 
     Args:
@@ -284,6 +290,9 @@ def import_reference(path: str | Path, source: str, arch: str, characters: Seque
         img_size: The reference ``(imgH, imgW)``.
         pad: The reference ``--PAD`` (keep ratio, then pad).
         max_length: The reference ``batch_max_length`` (attention decoders).
+        tps_grid: ``"reference"``: the reference's float32 TPS grid arithmetic (bit-exact logits in torch);
+            ``"exact"``: the float64 grid (the same in every backend, ONNX Runtime included; it differs from the
+            reference's by the reference's own rounding, ~1.6e-5 in normalised coordinates).
 
     Raises:
         FileNotFoundError / ValueError: a missing or unreadable file, an architecture that does not fit the keys
@@ -291,6 +300,8 @@ def import_reference(path: str | Path, source: str, arch: str, characters: Seque
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if tps_grid not in GRIDS:
+        raise ValueError(f"tps_grid must be one of {', '.join(GRIDS)}, got {tps_grid!r}")
     stages = parse_arch(arch)
     if stages[1] == "svtr" and source != "cll-str":
         raise ValueError("SVTR is a CLL-STR architecture; use --from cll-str")
@@ -305,7 +316,7 @@ def import_reference(path: str | Path, source: str, arch: str, characters: Seque
     if charset_mode is None:
         charset_mode = "grapheme" if any(len(c) > 1 for c in chars) else "codepoint"
     charset = Charset(tokens, mode=charset_mode)
-    name, kwargs, diffs = _target(stages, info, img_size, max_length, sos, source)
+    name, kwargs, diffs = _target(stages, info, img_size, max_length, sos, source, tps_grid)
     model = create_model(name, charset.num_classes, **kwargs)
     prefix = "features.svtr." if name == "four_stage" and stages[1] == "svtr" else ""
     mapped, dropped = map_state_dict(sd, stages, perm, sos, info["feat_width"], prefix)

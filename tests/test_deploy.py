@@ -60,13 +60,14 @@ def test_onnx_matches_torch_at_batch_1_and_17(name: str, tmp_path: Path) -> None
     assert [p.text for p in onnx_rec.predict(x)] == [p.text for p in rec.predict(x)]
 
 
-def test_onnx_full_size_tps_model_matches_torch_on_noise(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kwargs", [{}, {"tps_align_corners": True, "tps_grid": "exact"}])  # own / imported, exact
+def test_onnx_full_size_tps_model_matches_torch_on_noise(kwargs: dict, tmp_path: Path) -> None:
     # full-width TPS-ResNet-BiLSTM-Attn on uniform noise, the input most sensitive to a sampling-grid difference: the
     # float64 TPS grid keeps ONNX Runtime's rectified image within 1e-4 of torch's (the reference's float32 grid
     # arithmetic, kept for imported models, is ~8e-4 off there) and the logits within 1e-4
     import onnxruntime
 
-    ckpt = _checkpoint(tmp_path / "m.pt", "trba", out_channels=512, hidden_size=256)
+    ckpt = _checkpoint(tmp_path / "m.pt", "trba", out_channels=512, hidden_size=256, **kwargs)
     ort_model = OnnxModel(export_onnx(ckpt, tmp_path / "m.onnx"), threads=1)
     rec = Recognizer.from_checkpoint(ckpt, device="cpu", precision="fp32")
     tps = rec.model.trans.eval()  # bent by _checkpoint's random localisation head

@@ -16,7 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cllstr.checkpoint import load_checkpoint
+from cllstr.checkpoint import load_checkpoint, load_model
 from cllstr.cli.main import app
 from cllstr.interop import import_reference
 from cllstr.models import create_model
@@ -121,6 +121,17 @@ def test_dtrb_trba_round_trip_onehot_and_class_order(tmp_path: Path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(rec.model(x), source(x), atol=0, rtol=0)
     assert len(rec.predict(x)) == 3
+    # --tps-grid exact: the float64 grid, recorded among the differences; close to the reference's float32 grid
+    res = runner.invoke(app, ["import", str(tmp_path / "trba.pth"), "--from", "dtrb", "--arch",
+                              "TPS-ResNet-BiLSTM-Attn", "-o", str(tmp_path / "exact.pt"), "--tps-grid", "exact"])
+    assert res.exit_code == 0 and "float64" in res.output, res.output
+    exact = load_model(tmp_path / "exact.pt").model
+    assert exact.trans.grid == "exact" and rec.model.trans.grid == "reference"
+    with torch.no_grad():
+        assert (exact.trans(x) - rec.model.trans(x)).abs().max().item() < 1e-2
+    res = runner.invoke(app, ["import", str(tmp_path / "trba.pth"), "--from", "dtrb", "--arch",
+                              "TPS-ResNet-BiLSTM-Attn", "-o", str(tmp_path / "bad.pt"), "--tps-grid", "fast"])
+    assert res.exit_code == 2 and "--tps-grid" in res.output and not (tmp_path / "bad.pt").exists()
 
 
 def test_cll_str_crnn_and_svtr_tables_and_unused_keys(tmp_path: Path) -> None:

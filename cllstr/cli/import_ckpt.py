@@ -27,6 +27,8 @@ def import_checkpoint(
     img_w: int = typer.Option(100, "--img-w", min=8, help="The reference --imgW."),
     pad: bool = typer.Option(False, "--pad", help="The reference --PAD (keep ratio, then pad)."),
     max_length: int = typer.Option(25, "--batch-max-length", min=1, help="The reference --batch_max_length."),
+    tps_grid: str = typer.Option("reference", "--tps-grid", help="TPS models: reference (its float32 grid "
+                                 "arithmetic, bit-exact in torch) | exact (float64: the same in ONNX Runtime)."),
 ) -> None:
     """Map the reference state dict onto the matching cllstr model and write a cllstr checkpoint."""
     from cllstr.checkpoint import save_checkpoint
@@ -34,6 +36,8 @@ def import_checkpoint(
 
     if source not in SOURCES:
         usage(f"must be one of {', '.join(SOURCES)}, got {source!r}", "--from")
+    if tps_grid not in ("reference", "exact"):
+        usage(f"must be reference or exact, got {tps_grid!r}", "--tps-grid")
     try:
         parse_arch(arch)
     except ValueError as e:
@@ -67,7 +71,7 @@ def import_checkpoint(
         chars = list(DTRB_CHARACTERS["sensitive"])
     try:
         result = import_reference(checkpoint, source, arch, chars, img_size=(img_h, img_w), pad=pad,
-                                  max_length=max_length)
+                                  max_length=max_length, tps_grid=tps_grid)
     except (FileNotFoundError, ValueError, KeyError) as e:
         fail(f"{checkpoint}: {one_line(e)}")
     save_checkpoint(result.checkpoint, output)

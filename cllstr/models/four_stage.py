@@ -66,6 +66,8 @@ class FourStage(nn.Module):
         max_length: Longest label the attention decoder emits (it runs ``max_length + 1`` steps).
         tps_init: ``"rare"`` (the reference) or ``"identity"``.
         tps_align_corners: ``grid_sample`` convention of the TPS (True: the reference).
+        tps_grid: The TPS grid arithmetic, ``"exact"`` or ``"reference"`` (:class:`~cllstr.models.tps.TPS`); None:
+            ``"reference"`` with ``tps_align_corners``, else ``"exact"``.
         vgg_last_pad: Column padding of the VGG's last conv (1: T = W/4 + 1; 0: the reference's W/4 - 1).
         svtr_merge_eps: LayerNorm eps of the SVTR extractor's merging layers (1e-5: CLL-STR).
         attn_embed: Attention input-embedding width (0: one-hot inputs).
@@ -76,9 +78,9 @@ class FourStage(nn.Module):
     def __init__(self, num_classes: int, trans: str = "none", feat: str = "resnet", seq: str = "bilstm",
                  pred: str = "ctc", in_chans: int = 3, img_size: Sequence[int] = (32, 100), num_fiducial: int = 20,
                  out_channels: int = 512, hidden_size: int = 256, max_length: int = 25, tps_init: str = "rare",
-                 tps_align_corners: bool = False, vgg_last_pad: int = 1, svtr_merge_eps: float = 1e-6,
-                 attn_embed: int = 256,
-                 attn_sos: int | None = None, attn_cell: str = "lstm") -> None:
+                 tps_align_corners: bool = False, tps_grid: str | None = None, vgg_last_pad: int = 1,
+                 svtr_merge_eps: float = 1e-6, attn_embed: int = 256, attn_sos: int | None = None,
+                 attn_cell: str = "lstm") -> None:
         super().__init__()
         self.stages = {
             "trans": _choice("trans", trans, TRANSFORMS), "feat": _choice("feat", feat, tuple(FEATURES)),
@@ -86,7 +88,8 @@ class FourStage(nn.Module):
         }
         self.prediction = self.stages["pred"]
         self.max_length = max_length
-        self.trans = TPS(num_fiducial, img_size, in_chans, tps_init, tps_align_corners) if trans == "tps" else None
+        self.trans = (TPS(num_fiducial, img_size, in_chans, tps_init, tps_align_corners, tps_grid) if trans == "tps"
+                      else None)
         options = {"vgg_last_pad": vgg_last_pad, "img_size": tuple(img_size), "svtr_merge_eps": svtr_merge_eps}
         self.features = FEATURES[self.stages["feat"]](in_chans, out_channels, options)
         width = out_channels

@@ -10,13 +10,14 @@ that is ``P' = W @ C'`` with ``W = (P_hat @ inv(delta_C))[:, :F]``. The matrices
 size: they are computed once in float64 and kept as buffers (not saved in the state dict: they are rebuilt from the
 configuration).
 
-* ``align_corners=False`` (cllstr's own models): the grid is one float64 product ``W @ C'``, the exact TPS to ~1e-15
-  in every backend (torch on any device, ONNX Runtime), and the identity initialisation reproduces the image.
-* ``align_corners=True`` (imported reference models): the reference's two float32 products, in its order. The
-  reference's grid carries a rounding error of ~1.6e-5 (normalised coordinates; ``inv(delta_C)`` has entries in the
-  hundreds) that depends on the order of the float32 sums; reproducing that arithmetic reproduces the reference's
-  logits bit for bit (``benchmarks/parity_import.py``), at the price that another backend's float32 sums (ONNX
-  Runtime) differ from torch's by that much on images with sharp pixel-to-pixel changes.
+* ``grid="exact"`` (cllstr's own models): the grid is one float64 product ``W @ C'``, the exact TPS to ~1e-15 in
+  every backend (torch on any device, ONNX Runtime), and the identity initialisation reproduces the image.
+* ``grid="reference"`` (imported reference models, the import's default): the reference's two float32 products, in
+  its order. The reference's grid carries a rounding error of ~1.6e-5 (normalised coordinates; ``inv(delta_C)`` has
+  entries in the hundreds) that depends on the order of the float32 sums; reproducing that arithmetic reproduces the
+  reference's logits bit for bit (``benchmarks/parity_import.py``), at the price that another backend's float32 sums
+  (ONNX Runtime, another BLAS) differ from torch's by that much on images with sharp pixel-to-pixel changes.
+  ``cllstr import --tps-grid exact`` trades the bit-exactness for the exact grid.
 
 ``init="rare"`` starts the fiducial points as in RARE Fig. 6(a) (the reference's initialisation); ``init="identity"``
 starts them at ``C``, so that the untrained transform is the identity. The grid is the pixel-centre grid of the
@@ -32,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TPS", "fiducial_points", "tps_matrices"]
+__all__ = ["GRIDS", "TPS", "fiducial_points", "tps_matrices"]
+
+GRIDS = ("exact", "reference")
 
 
 def fiducial_points(num_fiducial: int, init: str = "identity") -> torch.Tensor:
@@ -94,16 +97,22 @@ class TPS(nn.Module):
         in_chans: Input channels.
         init: Initial fiducial points, ``"rare"`` or ``"identity"`` (see the module docstring).
         align_corners: ``grid_sample``'s convention; True reproduces the reference.
+        grid: ``"exact"`` (float64) or ``"reference"`` (the reference's float32 arithmetic); None: ``"reference"``
+            with ``align_corners`` (imported models), else ``"exact"``.
     """
 
     def __init__(self, num_fiducial: int = 20, img_size: Sequence[int] = (32, 100), in_chans: int = 3,
-                 init: str = "rare", align_corners: bool = False) -> None:
+                 init: str = "rare", align_corners: bool = False, grid: str | None = None) -> None:
         super().__init__()
         if num_fiducial < 4 or num_fiducial % 2:
             raise ValueError(f"num_fiducial must be an even number >= 4, got {num_fiducial}")
         self.num_fiducial = num_fiducial
         self.out_size = (int(img_size[0]), int(img_size[1]))
         self.align_corners = align_corners
+        grid = grid or ("reference" if align_corners else "exact")
+        if grid not in GRIDS:
+            raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
+        self.grid = grid
 
         def conv(cin: int, cout: int) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -115,7 +124,7 @@ class TPS(nn.Module):
         self.loc_fc1 = nn.Linear(512, 256)
         self.loc_fc2 = nn.Linear(256, num_fiducial * 2)
         inv, p_hat = tps_matrices(num_fiducial, *self.out_size)
-        if align_corners:  # the reference's arithmetic
+        if grid == "reference":  # the reference's arithmetic
             self.register_buffer("inv_delta_c", inv, persistent=False)
             self.register_buffer("p_hat", p_hat, persistent=False)
         else:
@@ -138,7 +147,7 @@ class TPS(nn.Module):
         """Args: images: ``(B, C, H, W)``. Returns: ``(B, C, out_h, out_w)``."""
         c_prime = self.fiducials(images)
         with torch.autocast(c_prime.device.type, enabled=False):  # the grid needs full precision under autocast
-            if self.align_corners:
+            if self.grid == "reference":
                 c_prime = c_prime.float()
                 c_prime = torch.cat([c_prime, c_prime.new_zeros(c_prime.shape[0], 3, 2)], 1)  # (B, F+3, 2)
                 grid = torch.matmul(self.p_hat.float(), torch.matmul(self.inv_delta_c.float(), c_prime))
