@@ -14,9 +14,10 @@ from cllstr.study.worker import EVAL_FILE, write_status
 
 def test_task_grouping_rows() -> None:
     runs = expand(get_preset("task-grouping", scale=0.01, seeds=2))
-    assert len(runs) == 7 * 2
+    assert len(runs) == 10 * 2  # m = 1..7, the two ε rows, m=7 fixed
     by = {r.mixture: r.config.grouping for r in runs if r.seed == 21}
     assert by["m=1"].heads == 1 and by["m=4"].heads == 4 and by["m=4"].mode == "auto"
+    assert (by["m=7"].heads, by["m=7"].mode) == (7, "auto") and by["m=5"].heads == 5
     assert (by["m=3, ε=0"].heads, by["m=3, ε=0"].epsilon) == (3, 0.0) and by["m=3"].epsilon == 0.2
     assert by["m=7 fixed"].mode == "fixed:one-per-script"
     assert {r.baseline for r in runs} == {"m=1"}
