@@ -123,17 +123,29 @@ def explain(name: str, lp: torch.Tensor, ours: list, theirs: list) -> None:
               f"{tie} ties")
 
 
-def _over(fn: Callable, items: list, pool, workers: int) -> Callable[[], list]:
-    """Decode every item in this process, or on the pool in chunks."""
+_ITEMS: dict[str, list] = {}  # inputs of the pool workers, inherited through fork (no pickling of arrays)
+
+
+def _call(job: tuple[Callable, str, int]) -> tuple[int, ...]:
+    fn, key, i = job
+    return fn(_ITEMS[key][i])
+
+
+def _over(fn: Callable, key: str, pool, workers: int) -> Callable[[], list]:
+    """Decode every item of ``_ITEMS[key]`` in this process, or on the pool (workers read their inputs from the
+    memory they inherited; only indices and results cross the process boundary)."""
+    items = _ITEMS[key]
     if pool is None:
         return lambda: [fn(x) for x in items]
-    return lambda: pool.map(fn, items, chunksize=max(1, len(items) // (4 * workers)))
+    jobs = [(fn, key, i) for i in range(len(items))]
+    return lambda: pool.map(_call, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
 
 
 def bench_beam(lp: torch.Tensor, rounds: int, threads: int, fast_batch: int, fast_pool: bool) -> None:
     B = lp.shape[0]
-    lp_np = [np.ascontiguousarray(lp[b].numpy()) for b in range(B)]
-    p_np = [np.ascontiguousarray(lp[b].exp().numpy()) for b in range(min(B, fast_batch))]
+    _ITEMS["lp"] = [np.ascontiguousarray(lp[b].numpy()) for b in range(B)]
+    _ITEMS["p"] = [np.ascontiguousarray(lp[b].exp().numpy()) for b in range(min(B, fast_batch))]
+    p_np = _ITEMS["p"]
     _pyctc_decoder()
     for mode, n in (("1 thread", 1), (f"all threads ({threads})", threads)):
         torch.set_num_threads(n)
@@ -142,10 +154,10 @@ def bench_beam(lp: torch.Tensor, rounds: int, threads: int, fast_batch: int, fas
         pool = mp.get_context("fork").Pool(n) if n > 1 else None
         runs = {
             "cllstr": lambda: cllstr_beam(lp),
-            "pyctcdecode": _over(pyctc_one, lp_np, pool, n),
+            "pyctcdecode": _over(pyctc_one, "lp", pool, n),
         }
         if n == 1 or fast_pool:
-            runs["fast-ctc-decode"] = _over(fast_one, p_np, pool, n)
+            runs["fast-ctc-decode"] = _over(fast_one, "p", pool, n)
         count = {"cllstr": B, "pyctcdecode": B, "fast-ctc-decode": len(p_np)}
         times: dict[str, list[float]] = {k: [] for k in runs}
         outs: dict[str, object] = {}
@@ -168,22 +180,36 @@ def bench_beam(lp: torch.Tensor, rounds: int, threads: int, fast_batch: int, fas
 
 
 def bench_greedy(logits: torch.Tensor, rounds: int, threads: int) -> None:
-    nbytes = logits.numel() * logits.element_size()
+    """Greedy decoding against a plain read (torch.sum) of the same bytes: of logits (the softmax normaliser needs
+    an exp per entry), of log-probabilities (no exp), and of a batch small enough to stay in L2, where no memory
+    read limits either side, so the greedy row shows what the exp arithmetic alone costs."""
+    lp = logits.log_softmax(-1).contiguous()
+    small = logits[:4].clone()
+    lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
+    inputs = {"logits": (logits, False), "log-probabilities": (lp, True), "logits, 4 sequences (in L2)": (small, False)}
     for n in (1, threads):
         torch.set_num_threads(n)
-        runs = {"plain read (torch.sum)": lambda: logits.sum(),
-                "ctc_greedy_decode": lambda: ctc_greedy_decode(logits, backend="native")}
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(max(rounds, 5)):
-            for name, fn in runs.items():
-                times[name].append(timed(fn)[0])
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"\ngreedy vs a plain read of the same {nbytes / 1e6:.0f} MB of fp32 logits, "
-              f"torch.get_num_threads()={torch.get_num_threads()}")
-        for name, t in med.items():
-            print(f"  {name:24s} {1000 * t:8.1f} ms  {nbytes / t / 1e9:6.2f} GB/s")
-        print(f"  greedy reaches {100 * med['plain read (torch.sum)'] / med['ctc_greedy_decode']:.0f}% of the plain "
-              f"read's bytes/s")
+        print(f"\ngreedy vs a plain read of the same fp32 bytes, torch.get_num_threads()={torch.get_num_threads()}")
+        for what, (x, is_lp) in inputs.items():
+            reps = max(1, logits.shape[0] // x.shape[0])
+            lens = lengths[: x.shape[0]]
+
+            def read(x=x, reps=reps) -> None:
+                for _ in range(reps):
+                    x.sum()
+
+            def greedy(x=x, reps=reps, lens=lens, is_lp=is_lp) -> None:
+                for _ in range(reps):
+                    ctc_greedy_decode(x, lens, log_probs=is_lp, backend="native")
+
+            times: dict[str, list[float]] = {"read": [], "greedy": []}
+            for _ in range(max(rounds, 7)):
+                times["read"].append(timed(read)[0])
+                times["greedy"].append(timed(greedy)[0])
+            med = {k: statistics.median(v) for k, v in times.items()}
+            nbytes = reps * x.numel() * x.element_size()
+            print(f"  {what:30s} plain read {nbytes / med['read'] / 1e9:6.2f} GB/s, greedy "
+                  f"{nbytes / med['greedy'] / 1e9:6.2f} GB/s: {100 * med['read'] / med['greedy']:.0f}% of the read")
 
 
 def main() -> None:

@@ -78,6 +78,17 @@ def sample_inputs(device: str) -> list[Case]:
     all_blank = torch.full((3, 7, 12), -9.0)
     all_blank[..., 0] = 0.0
     cases.append(Case("all_blank", all_blank, torch.tensor([7, 3, 0]), {"top_k": 2}))
+    # Wide rows (the vectorised selection's 64-bucket bound and 64-entry blocks, a tail of 27): many equal scores,
+    # classes at -inf, a probable blank in the middle of the row, and a beam whose candidate count exceeds the
+    # bucket count (no bound).
+    ties = (torch.randn(4, 9, 283, generator=g) * 2).round() / 2
+    cases.append(Case("wide_ties", ties.log_softmax(-1), torch.tensor([9, 8, 1, 9]), {"beam_width": 10, "top_k": 3}))
+    masked = _peaked(5, 10, 283, g).roll(140, dims=2)
+    masked[:, :, 7::5] = float("-inf")
+    cases.append(Case("wide_neg_inf_blank_mid", masked, torch.tensor([10, 0, 10, 4, 9]),
+                      {"blank": 140, "beam_width": 8, "top_k": 2}))
+    cases.append(Case("beam_over_buckets", _peaked(2, 4, 150, g), torch.tensor([4, 3]), {"beam_width": 70,
+                                                                                        "top_k": 5}))
     for c in cases:
         c.log_probs, c.lengths = c.log_probs.to(device), c.lengths.to(device)
     return cases

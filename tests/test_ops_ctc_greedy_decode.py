@@ -125,6 +125,13 @@ def sample_inputs(device: str) -> list[Case]:
     all_blank = torch.full((3, 7, 12), -5.0)
     all_blank[..., 0] = 5.0
     cases.append(Case("all_blank", all_blank, torch.tensor([7, 3, 0])))
+    # Wide rows (16-lane blocks and a tail of 11) with specials, and empty sequences between full ones: the kernel
+    # reads the next row (of the next non-empty sequence) while it finishes the current one.
+    for name, value in (("wide_nan", float("nan")), ("wide_pos_inf", float("inf")), ("wide_neg_inf", float("-inf"))):
+        cases.append(Case(name, _with_specials(_peaked(6, 9, 523, g), value), torch.tensor([9, 9, 4, 0, 9, 7])))
+    cases.append(Case("wide_zero_lengths", _peaked(7, 6, 523, g), torch.tensor([0, 5, 0, 0, 6, 1, 0])))
+    cases.append(Case("wide_zero_lengths_log_probs", _peaked(7, 6, 523, g).log_softmax(-1),
+                      torch.tensor([0, 5, 0, 0, 6, 1, 0]), log_probs=True))
     for c in cases:
         c.logits, c.lengths = c.logits.to(device), c.lengths.to(device)
     return cases

@@ -28,7 +28,8 @@ CLLSTR_HD inline double log_add(double a, double b) {
     a = b;
     b = t;
   }
-  if (!(b > -INFINITY)) return a;
+  // exp(-40) = 4e-18: below half an ulp of any a with |a| >= 0.04, and at most 4e-18 absolute otherwise.
+  if (!(b - a > -40.0)) return a;  // also b = -inf and NaN
   return a + ::log1p(::exp(b - a));
 }
 
@@ -103,10 +104,11 @@ struct PrefixTree {
 struct Beam {
   int32_t prefix;
   double pb, pnb;
+  double tot;  // logadd(pb, pnb)
 };
 
 struct Cand {
-  double score, pb, pnb;
+  double score, pb, pnb, tot;  // score = tot + the lexicon penalty
   int32_t src;    // index of the beam it comes from
   int32_t token;  // -1: the beam itself (stay), else the appended class
   int32_t tnode;
@@ -173,29 +175,16 @@ struct TopK {
   }
 };
 
-// Candidate classes the next step needs to equal trying every class: a beam's K best extensions lie among the
-// K + 1 + m most probable non-blank classes, where the +1 is its own last class (scored from pb only) and m counts
-// the classes that extend it into another beam (they merge there instead).
-CLLSTR_HD inline int32_t exact_num_chars(const Beam* beams, int32_t n_beams, const PrefixTree& tree, int32_t K) {
-  int32_t most = 0;
-  for (int32_t i = 0; i < n_beams; ++i) {
-    int32_t m = 0;
-    for (int32_t j = 0; j < n_beams; ++j) m += tree.parent[beams[j].prefix] == beams[i].prefix;
-    most = m > most ? m : most;
-  }
-  return K + 1 + most;
-}
-
-// One time step. lp(c) returns the step's log-probability of class c (as double); chars[0..n_chars) are the classes
-// tried for new characters, most probable first (trie children of a beam's node are tried in addition). scratch
-// holds 2*K int32. Writes the new beams, best first, to `out` and returns their number (0 when all are impossible).
-template <typename LogProb>
-CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, int32_t n_chars, const Beam* beams,
-                       int32_t n_beams, Beam* out, Cand* heap_storage, int32_t K, int32_t* scratch, PrefixTree& tree,
-                       const Trie& trie) {
-  int32_t* parent_beam = scratch;       // [j]: beam holding prefix_j minus its last character, or -1
-  int32_t* child_count = scratch + K;   // [i]: beams whose parent_beam is i
+// Links the beams of a step: scratch[j] (parent_beam) is the beam holding prefix_j minus its last character, or -1,
+// and scratch[K + i] (child_count) the number of beams whose parent_beam is i. Returns the number of candidate
+// classes the step needs to equal trying every class: a beam's K best extensions lie among the K + 1 + m most
+// probable non-blank classes, where the +1 is its own last class (scored from pb only) and m counts the classes
+// that extend it into another beam (they merge there instead).
+CLLSTR_HD inline int32_t link(const Beam* beams, int32_t n_beams, const PrefixTree& tree, int32_t K, int32_t* scratch) {
+  int32_t* parent_beam = scratch;
+  int32_t* child_count = scratch + K;
   for (int32_t i = 0; i < n_beams; ++i) child_count[i] = 0;
+  int32_t most = 0;
   for (int32_t j = 0; j < n_beams; ++j) {
     parent_beam[j] = -1;
     const int32_t p = tree.parent[beams[j].prefix];
@@ -203,17 +192,31 @@ CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, i
     for (int32_t i = 0; i < n_beams; ++i) {
       if (beams[i].prefix == p) {
         parent_beam[j] = i;
-        ++child_count[i];
+        const int32_t c = ++child_count[i];
+        most = c > most ? c : most;
         break;
       }
     }
   }
+  return K + 1 + most;
+}
+
+// One time step. lp(c) returns the step's log-probability of class c (as double); chars[0..n_chars) are the classes
+// tried for new characters, most probable first (trie children of a beam's node are tried in addition). scratch
+// holds 2*K int32 filled by link() for these beams. Writes the new beams, best first, to `out` and returns their
+// number (0 when all are impossible).
+template <typename LogProb>
+CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, int32_t n_chars, const Beam* beams,
+                       int32_t n_beams, Beam* out, Cand* heap_storage, int32_t K, int32_t* scratch, PrefixTree& tree,
+                       const Trie& trie) {
+  const int32_t* parent_beam = scratch;      // see link()
+  const int32_t* child_count = scratch + K;
   TopK top{heap_storage, K, 0};
   const double lp_blank = lp(blank);
   for (int32_t j = 0; j < n_beams; ++j) {
     const Beam& b = beams[j];
     const int32_t pre = b.prefix, last = tree.last(pre);
-    const double pb = log_add(b.pb, b.pnb) + lp_blank;
+    const double pb = b.tot + lp_blank;
     double pnb = -INFINITY;
     if (last >= 0) {
       const double lp_last = lp(last);
@@ -221,19 +224,20 @@ CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, i
       const int32_t i = parent_beam[j];
       if (i >= 0) {  // the extension of beam i by `last` is this prefix: merge it here
         const Beam& a = beams[i];
-        const double src = (tree.last(a.prefix) == last) ? a.pb : log_add(a.pb, a.pnb);
+        const double src = (tree.last(a.prefix) == last) ? a.pb : a.tot;
         pnb = log_add(pnb, src + lp_last);
       }
     }
     const int32_t tnode = tree.trie_node[pre];
-    top.push(Cand{log_add(pb, pnb) + trie.running_penalty(tnode), pb, pnb, j, -1, tnode});
+    const double tot = log_add(pb, pnb);
+    top.push(Cand{tot + trie.running_penalty(tnode), pb, pnb, tot, j, -1, tnode});
   }
   const double pen_out = trie.enabled ? trie.oov : 0.0;
   const int32_t tnode_out = trie.enabled ? -1 : 0;
   for (int32_t i = 0; i < n_beams; ++i) {
     const Beam& a = beams[i];
     const int32_t last = tree.last(a.prefix), tn = tree.trie_node[a.prefix];
-    const double base = log_add(a.pb, a.pnb);
+    const double base = a.tot;
     auto merged = [&](int64_t c) {
       if (child_count[i] == 0) return false;
       for (int32_t j = 0; j < n_beams; ++j) {
@@ -243,7 +247,7 @@ CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, i
     };
     auto extend = [&](int64_t c, int32_t tnode) {
       const double pnb = ((c == last) ? a.pb : base) + lp(c);
-      top.push(Cand{pnb + trie.running_penalty(tnode), -INFINITY, pnb, i, static_cast<int32_t>(c), tnode});
+      top.push(Cand{pnb + trie.running_penalty(tnode), -INFINITY, pnb, pnb, i, static_cast<int32_t>(c), tnode});
     };
     const bool in_trie = trie.enabled && tn >= 0;
     if (in_trie) {
@@ -265,7 +269,7 @@ CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, i
     const Cand& c = heap_storage[k];
     const int32_t src_prefix = beams[c.src].prefix;
     const int32_t prefix = c.token < 0 ? src_prefix : tree.extend(src_prefix, c.token, c.tnode);
-    out[k] = Beam{prefix, c.pb, c.pnb};
+    out[k] = Beam{prefix, c.pb, c.pnb, c.tot};
   }
   return n;
 }
@@ -277,7 +281,7 @@ CLLSTR_HD inline int32_t finish(const Beam* beams, int32_t n_beams, const Prefix
   int32_t n = 0;
   for (int32_t j = 0; j < n_beams; ++j) {
     const int32_t pre = beams[j].prefix;
-    const double s = log_add(beams[j].pb, beams[j].pnb) + trie.final_penalty(tree.trie_node[pre], tree.length[pre]);
+    const double s = beams[j].tot + trie.final_penalty(tree.trie_node[pre], tree.length[pre]);
     if (!(s > -INFINITY)) continue;
     int32_t pos = n++;  // insertion sort (K is small), stable: equal scores keep the beam order
     while (pos > 0 && scores[pos - 1] < s) {

@@ -1,6 +1,12 @@
 // CPU kernel of cllstr::ctc_beam_search: at::parallel_for (OpenMP in torch's builds) over the batch, one sequence per
-// task. Per time step two vectorised passes over the row (the softmax normaliser when from_logits, then the few most
-// probable classes) and the beam update of ctc_beam_search_core.h on K beams x ~2K candidate classes.
+// task. Per time step one or two vectorised passes over the row (the softmax normaliser when from_logits; the few most
+// probable classes, ops/cpu/row_scan.h) and the beam update of ctc_beam_search_core.h on K beams x ~K candidates.
+// GCC 12's AVX-512 headers pass _mm512_undefined_ps() to masked builtins and then warn about it (GCC bug 105593);
+// the warning's location is inside the system header, so it is silenced for the whole file, before any include.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -8,12 +14,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <vector>
 
-#include "ops/cpu/isa_dispatch.h"
-#include "ops/cpu/vec_math.h"
+#include "ops/cpu/row_scan.h"
 #include "ops/ctc_beam_search.h"
 #include "ops/ctc_beam_search_core.h"
 
@@ -22,86 +26,8 @@ namespace ops {
 
 namespace {
 
-using cpu::exp_nonpositive;
-
-// log(sum(exp(x))) of one row; -inf for an all -inf row, NaN when the row holds NaN or +inf.
-CLLSTR_ALWAYS_INLINE inline float row_logsumexp_body(const float* x, int64_t C) {
-  bool has_nan = false;
-  const float m = cpu::lanes_max(x, C, &has_nan);
-  if (has_nan || m == std::numeric_limits<float>::infinity()) return std::numeric_limits<float>::quiet_NaN();
-  if (m == -std::numeric_limits<float>::infinity()) return m;
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < C; ++i) s += exp_nonpositive(x[i] - m);
-  return m + std::log(s);
-}
-CLLSTR_ISA_DISPATCH(float, row_logsumexp, (const float* x, int64_t C), (x, C))
-
-constexpr int64_t kChunk = 64;
-constexpr int64_t kGroup = 8;
-
-// Maximum of every kChunk entries of x, vectorised (a NaN may or may not win: callers scan such chunks).
-CLLSTR_ALWAYS_INLINE inline void chunk_max_body(const float* x, int64_t C, float* out) {
-  for (int64_t c0 = 0, k = 0; c0 < C; c0 += kChunk, ++k) {
-    const int64_t c1 = std::min(C, c0 + kChunk);
-    bool has_nan = false;  // a chunk with NaN may report any maximum: callers scan such chunks anyway
-    out[k] = cpu::lanes_max(x + c0, c1 - c0, &has_nan);
-  }
-}
-CLLSTR_ISA_DISPATCH(void, chunk_max, (const float* x, int64_t C, float* out), (x, C, out))
-
-// Bit j set when x[g + j] >= thr, for the n <= kGroup entries from g.
-CLLSTR_ALWAYS_INLINE inline unsigned group_mask_body(const float* x, int64_t n, float thr) {
-  unsigned mask = 0;
-  if (n == kGroup) {
-    for (int j = 0; j < kGroup; ++j) mask |= static_cast<unsigned>(x[j] >= thr) << j;
-  } else {
-    for (int64_t j = 0; j < n; ++j) mask |= static_cast<unsigned>(x[j] >= thr) << j;
-  }
-  return mask;
-}
-CLLSTR_ISA_DISPATCH(unsigned, group_mask, (const float* x, int64_t n, float thr), (x, n, thr))
-
-// The M largest entries of x except `blank`, in descending order, lower index first among equal values (NaN never
-// enters). The (M+1)-th largest chunk maximum bounds the M-th largest non-blank entry from below (M+1 chunks reach
-// it, at most one of them through the blank), so only those chunks are scanned, eight entries per test.
-int32_t row_top(const float* x, int64_t C, int64_t blank, int32_t M, float* vals, int32_t* idx,
-                std::vector<float>& cmax, std::vector<float>& sorted) {
-  if (M <= 0) return 0;
-  const int64_t nchunks = (C + kChunk - 1) / kChunk;
-  cmax.resize(nchunks);
-  chunk_max(x, C, cmax.data());
-  float floor = -std::numeric_limits<float>::infinity();
-  if (nchunks > M) {
-    sorted.resize(nchunks);
-    for (int64_t k = 0; k < nchunks; ++k) sorted[k] = cmax[k] == cmax[k] ? cmax[k] : -INFINITY;  // NaN: no bound
-    std::nth_element(sorted.begin(), sorted.begin() + M, sorted.end(), std::greater<float>());
-    floor = sorted[M];
-  }
-  int32_t n = 0;
-  float thr = floor;  // an entry enters when >= floor while the list is short, > the M-th value once it is full
-  for (int64_t k = 0; k < nchunks; ++k) {
-    if (cmax[k] < thr) continue;  // a NaN maximum is scanned
-    const int64_t c1 = std::min(C, (k + 1) * kChunk);
-    for (int64_t g = k * kChunk; g < c1; g += kGroup) {
-      for (unsigned mask = group_mask(x + g, std::min(kGroup, c1 - g), thr); mask; mask &= mask - 1) {
-        const int64_t i = g + __builtin_ctz(mask);
-        const float v = x[i];
-        if (i == blank || (n == M && !(v > thr))) continue;
-        int32_t pos = n < M ? n++ : M - 1;
-        while (pos > 0 && vals[pos - 1] < v) {
-          vals[pos] = vals[pos - 1];
-          idx[pos] = idx[pos - 1];
-          --pos;
-        }
-        vals[pos] = v;
-        idx[pos] = static_cast<int32_t>(i);
-        if (n == M) thr = vals[M - 1];
-      }
-    }
-  }
-  return n;
-}
+using cpu::row_logsumexp;
+using cpu::row_top;
 
 struct Options {
   int64_t blank, K, top_k, top_n;
@@ -127,11 +53,11 @@ void search_batch(const at::Tensor& log_probs, const int64_t* lengths, const Opt
     std::vector<beam::Beam> cur(K), nxt(K);
     std::vector<beam::Cand> heap(K);
     std::vector<int32_t> scratch(2 * K), chars(std::max(M, 1)), order(K);
-    std::vector<float> vals(std::max(M, 1)), cmax, sorted;
+    std::vector<float> vals(std::max(M, 1));
     std::vector<double> final_scores(K);
     for (int64_t b = b0; b < b1; ++b) {
       tree.reset();
-      cur[0] = beam::Beam{0, 0.0, -INFINITY};
+      cur[0] = beam::Beam{0, 0.0, -INFINITY, 0.0};
       int32_t n = 1;
       for (int64_t t = 0; t < lengths[b] && n > 0; ++t) {
         const scalar_t* row = data + (b * T + t) * C;
@@ -144,8 +70,12 @@ void search_batch(const at::Tensor& log_probs, const int64_t* lengths, const Opt
         }
         const double norm = o.from_logits ? static_cast<double>(row_logsumexp(x, C)) : 0.0;
         auto lp = [&](int64_t c) { return static_cast<double>(x[c]) - norm; };
-        const int32_t m = std::min(M, beam::exact_num_chars(cur.data(), n, tree, K));
-        int32_t n_chars = row_top(x, C, o.blank, m, vals.data(), chars.data(), cmax, sorted);
+        const int32_t m = std::min(M, beam::link(cur.data(), n, tree, K, scratch.data()));
+        // The next row is asked for from memory during this row's pass (measured: as fast as asking for it all at
+        // once before the beam update, faster than leaving it to the hardware prefetcher).
+        const void* ahead = t + 1 < lengths[b] ? row + C : nullptr;
+        int32_t n_chars = row_top(x, C, o.blank, m, vals.data(), chars.data(), ahead,
+                                  C * static_cast<int64_t>(sizeof(scalar_t)));
         if (o.cutoff < 1.0) {
           double acc = std::exp(lp(o.blank));
           int32_t k = 0;

@@ -1,5 +1,11 @@
-// CPU kernel of cllstr::ctc_greedy_decode: at::parallel_for (OpenMP in torch's builds) over the batch; per time step
-// one fused pass finds the arg-max and the softmax normaliser of the row, which stays in L1 between the passes.
+// CPU kernel of cllstr::ctc_greedy_decode: at::parallel_for (OpenMP in torch's builds) over the batch; one pass per
+// time step reads the next row from memory while it finds the arg-max and softmax normaliser of the current one.
+// GCC 12's AVX-512 headers pass _mm512_undefined_ps() to masked builtins and then warn about it (GCC bug 105593);
+// the warning's location is inside the system header, so it is silenced for the whole file, before any include.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -10,8 +16,7 @@
 #include <limits>
 #include <vector>
 
-#include "ops/cpu/isa_dispatch.h"
-#include "ops/cpu/vec_math.h"
+#include "ops/cpu/row_scan.h"
 #include "ops/ctc_greedy_decode.h"
 
 namespace cllstr {
@@ -19,53 +24,9 @@ namespace ops {
 
 namespace {
 
-using cpu::exp_nonpositive;
-
-struct RowResult {
-  int64_t best;
-  float logp;  // log of the maximum probability of the row
-};
-
-// Arg-max (first index on ties, NaN wins as in torch.max) and log max-probability of one row of C scores.
-// Compiled for AVX-512, AVX2 and the baseline; the best the processor has runs (ops/cpu/isa_dispatch.h).
-CLLSTR_ALWAYS_INLINE inline RowResult row_stats_body(const float* x, int64_t C, bool log_probs) {
-  bool has_nan = false;
-  const float m = cpu::lanes_max(x, C, &has_nan);
-  RowResult res{0, 0.0f};
-  if (has_nan) {
-    while (res.best < C && x[res.best] == x[res.best]) ++res.best;
-    res.logp = std::numeric_limits<float>::quiet_NaN();
-    return res;
-  }
-  // First index holding the maximum: test chunks vectorised, scan only the chunk that has it.
-  constexpr int64_t kChunk = 64;
-  for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
-    const int64_t c1 = std::min(C, c0 + kChunk);
-    int hit = 0;
-#pragma omp simd reduction(| : hit)
-    for (int64_t i = c0; i < c1; ++i) hit |= (x[i] == m);
-    if (hit) {
-      int64_t i = c0;
-      while (x[i] != m) ++i;
-      res.best = i;
-      break;
-    }
-  }
-  if (log_probs) {
-    res.logp = m;
-  } else if (std::isinf(m)) {
-    res.logp = std::numeric_limits<float>::quiet_NaN();  // softmax of an all -inf (or +inf) row is undefined
-  } else {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < C; ++i) s += exp_nonpositive(x[i] - m);
-    res.logp = -std::log(s);
-  }
-  return res;
-}
-
-CLLSTR_ISA_DISPATCH(RowResult, row_stats, (const float* x, int64_t C, bool log_probs), (x, C, log_probs))
-
+// Per row: the arg-max (first index on ties, the first NaN when there is one, as torch.max) and the log of the
+// maximum probability. Rows are visited in pairs (ops/cpu/row_scan.h row_pair): the maximum of row t+1 is found in
+// the same pass that finds row t's arg-max and softmax normaliser.
 template <typename scalar_t>
 void decode_batch(const at::Tensor& logits, const int64_t* lengths, int64_t blank, bool log_probs, int64_t* tokens,
                   int64_t* out_lengths, float* confidence) {
@@ -73,7 +34,25 @@ void decode_batch(const at::Tensor& logits, const int64_t* lengths, int64_t blan
   const scalar_t* data = logits.const_data_ptr<scalar_t>();
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> buffer;
-    if (!std::is_same<scalar_t, float>::value) buffer.resize(C);
+    if (!std::is_same<scalar_t, float>::value) buffer.resize(2 * C);
+    int slot = 0;  // low-precision rows are converted into two alternating buffers (cur and next)
+    auto row = [&](int64_t b, int64_t t) -> const float* {
+      const scalar_t* r = data + (b * T + t) * C;
+      if constexpr (std::is_same<scalar_t, float>::value) {
+        return r;
+      } else {
+        float* out = buffer.data() + (slot ^= 1) * C;
+        for (int64_t c = 0; c < C; ++c) out[c] = static_cast<float>(r[c]);
+        return out;
+      }
+    };
+    // The rows to decode, in memory order: (b, t) for t < lengths[b]; the pipeline runs across sequences too, so
+    // that the first row of a sequence is read while the last row of the previous one is finished.
+    int64_t nb = b0;
+    while (nb < b1 && lengths[nb] == 0) ++nb;
+    int64_t nt = 0;
+    const float* next = nb < b1 ? row(nb, 0) : nullptr;
+    cpu::RowPair ahead = next ? cpu::row_pair(nullptr, 0.0f, next, C, false) : cpu::RowPair{};
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t len = lengths[b];
       int64_t* out = tokens + b * T;
@@ -81,18 +60,33 @@ void decode_batch(const at::Tensor& logits, const int64_t* lengths, int64_t blan
       int64_t prev = -1;
       double logp_sum = 0.0;
       for (int64_t t = 0; t < len; ++t) {
-        const scalar_t* row = data + (b * T + t) * C;
-        const float* x;
-        if constexpr (std::is_same<scalar_t, float>::value) {
-          x = row;
-        } else {
-          for (int64_t c = 0; c < C; ++c) buffer[c] = static_cast<float>(row[c]);
-          x = buffer.data();
+        const float* cur = next;  // row (b, t) == (nb, nt)
+        const float m = ahead.next_max;
+        const bool nan = ahead.next_nan;
+        if (++nt == lengths[nb]) {
+          nt = 0;
+          ++nb;
+          while (nb < b1 && lengths[nb] == 0) ++nb;
         }
-        const RowResult r = row_stats(x, C, log_probs);
-        logp_sum += r.logp;
-        if (r.best != blank && r.best != prev) out[n++] = r.best;
-        prev = r.best;
+        next = nb < b1 ? row(nb, nt) : nullptr;
+        const bool with_exp = !log_probs && !nan && !std::isinf(m);
+        ahead = cpu::row_pair(cur, m, next, C, with_exp);
+        int64_t best = ahead.first;
+        float logp;
+        if (nan) {
+          best = 0;
+          while (best < C && cur[best] == cur[best]) ++best;
+          logp = std::numeric_limits<float>::quiet_NaN();
+        } else if (log_probs) {
+          logp = m;
+        } else if (!with_exp) {
+          logp = std::numeric_limits<float>::quiet_NaN();  // softmax of an all -inf (or +inf) row is undefined
+        } else {
+          logp = -std::log(ahead.sum);
+        }
+        logp_sum += logp;
+        if (best != blank && best != prev) out[n++] = best;
+        prev = best;
       }
       std::fill(out + n, out + T, blank);
       out_lengths[b] = n;

@@ -34,22 +34,22 @@ inline Isa isa() {
 #endif
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#define CLLSTR_ISA_DISPATCH(ret, name, params, args)                                                              \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))) ret name##_avx512 params {               \
-    return name##_body args;                                                                                      \
-  }                                                                                                               \
-  __attribute__((target("avx2,fma"))) ret name##_avx2 params { return name##_body args; }                        \
-  ret name params {                                                                                               \
-    switch (::cllstr::ops::cpu::isa()) {                                                                          \
-      case ::cllstr::ops::cpu::Isa::kAvx512:                                                                      \
-        return name##_avx512 args;                                                                                \
-      case ::cllstr::ops::cpu::Isa::kAvx2:                                                                        \
-        return name##_avx2 args;                                                                                  \
-      default:                                                                                                    \
-        return name##_body args;                                                                                  \
-    }                                                                                                             \
+#define CLLSTR_ISA_DISPATCH(ret, name, params, args)                                                                  \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))) inline ret name##_avx512 params {            \
+    return name##_body args;                                                                                          \
+  }                                                                                                                   \
+  __attribute__((target("avx2,fma"))) inline ret name##_avx2 params { return name##_body args; }                      \
+  inline ret name params {                                                                                            \
+    switch (::cllstr::ops::cpu::isa()) {                                                                              \
+      case ::cllstr::ops::cpu::Isa::kAvx512:                                                                          \
+        return name##_avx512 args;                                                                                    \
+      case ::cllstr::ops::cpu::Isa::kAvx2:                                                                            \
+        return name##_avx2 args;                                                                                      \
+      default:                                                                                                        \
+        return name##_body args;                                                                                      \
+    }                                                                                                                 \
   }
 #else
-#define CLLSTR_ISA_DISPATCH(ret, name, params, args) \
-  ret name params { return name##_body args; }
+#define CLLSTR_ISA_DISPATCH(ret, name, params, args)                                                                  \
+  inline ret name params { return name##_body args; }
 #endif

@@ -92,7 +92,7 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
 
   if (threadIdx.x == 0) {
     tree.reset();
-    cur[0] = beam::Beam{0, 0.0, -INFINITY};
+    cur[0] = beam::Beam{0, 0.0, -INFINITY, 0.0};
     s_n = 1;
   }
   __syncthreads();
@@ -139,7 +139,7 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
     // The M classes tried for new characters: M rounds of a block arg-max over the entries after the previous one.
     if (threadIdx.x == 0) {
       s_prev = Entry{INFINITY, -1};
-      const int32_t need = beam::exact_num_chars(cur, s_n, tree, K);
+      const int32_t need = beam::link(cur, s_n, tree, K, scratch);
       s_m = need < M ? need : M;
     }
     __syncthreads();
