@@ -157,3 +157,39 @@ def test_tracing_exports_masked_attention() -> None:
         traced = torch.jit.trace(model, (x,), check_trace=False)
         assert "cllstr::" not in str(traced.inlined_graph)
         torch.testing.assert_close(traced(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("local", [(7, 11), None])
+@pytest.mark.parametrize("grid", [(2, 25), (4, 25)])  # 50 tokens: the short global path (bf16 GEMMs); 100: float32
+def test_cpu_bf16_attention_paths_match_plain_attention(local, grid) -> None:
+    """Under CPU bf16 autocast the Mixer leaves torch's bf16 SDPA (slow there) for float32 attention or bf16 GEMMs
+    around a float32 softmax: output and gradients agree with a float64 evaluation of the same weights within bf16
+    error, and no worse than the plain bf16 SDPA path's."""
+    torch.manual_seed(0)
+    mixer = svtr_module.Mixer(64, 4, grid, local, backend="reference")
+    x = torch.randn(3, grid[0] * grid[1], 64)
+
+    def run(fast: bool, dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+        m = copy.deepcopy(mixer)
+        xi = x.clone().requires_grad_()
+        if dtype is torch.float64:
+            m, xi = m.double(), x.double().clone().requires_grad_()
+        orig = svtr_module._cpu_low_precision
+        if not fast:
+            svtr_module._cpu_low_precision = lambda q: False
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is None):
+                y = m(xi)
+        finally:
+            svtr_module._cpu_low_precision = orig
+        y.float().square().sum().backward()
+        return y.detach().double(), xi.grad.double()
+
+    exact_y, exact_g = run(True, torch.float64)
+    fast_y, fast_g = run(True, None)
+    plain_y, plain_g = run(False, None)
+    for fast, plain, exact in ((fast_y, plain_y, exact_y), (fast_g, plain_g, exact_g)):
+        err_fast = (fast - exact).abs().max().item()
+        err_plain = (plain - exact).abs().max().item()
+        assert err_fast <= 2 * err_plain + 1e-6, (err_fast, err_plain)
+        assert err_fast <= 0.05 * exact.abs().max().item()
