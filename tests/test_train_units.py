@@ -171,3 +171,26 @@ def test_cascade_into_and_out_of_a_grouped_model(tmp_path: Path) -> None:
     report = init_from_checkpoint(back, ["a", "b", "c"], tmp_path / "grouped.pt")
     assert torch.equal(back.features.body[0].weight, single.features.body[0].weight)
     assert torch.equal(back.head.weight, head) and "head.weight" in report.skipped
+
+
+def test_reference_charset_trains_unknown_characters_as_unk(tmp_path: Path) -> None:
+    """With the reference class table ([PAD] [UNK] space first), characters outside it become [UNK] targets, as the
+    reference converter encodes them, instead of vanishing from the target; decoded text drops the placeholders."""
+    from cllstr.text.ctc import ids_to_text
+    from cllstr.train.config import DataConfig
+    from cllstr.train.data import build_charset
+
+    path = tmp_path / "chars.txt"
+    path.write_text("a\nb\nc\n", encoding="utf-8")
+    ref = build_charset(DataConfig(charset=str(path), charset_reference=True))
+    assert ref.tokens == ["[PAD]", "[UNK]", " ", "a", "b", "c"]
+    enc = encode_targets(ref, ["a7b", "c"])
+    unk = ref.tokens.index("[UNK]") + 1
+    assert enc.targets.tolist() == [ref.encode("a")[0], unk, ref.encode("b")[0], ref.encode("c")[0]]
+    assert enc.lengths.tolist() == [3, 1] and enc.unknown == 1
+    assert ids_to_text(enc.targets[:3].tolist(), ref) == "ab"
+    plain = build_charset(DataConfig(charset=str(path)))
+    enc = encode_targets(plain, ["a7b"])
+    assert enc.lengths.tolist() == [2] and enc.unknown == 1
+    with pytest.raises(ValueError, match="needs a charset file"):
+        build_charset(DataConfig(charset_reference=True))

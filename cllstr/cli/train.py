@@ -91,6 +91,9 @@ def train(
     workers: int | None = typer.Option(None, help="Data loader worker processes."),
     loader: str | None = typer.Option(None, "--loader", help="torch | dali | auto (DALI when installed)."),
     charset: str | None = typer.Option(None, help="Charset file (default: built from the training labels)."),
+    reference_charset: bool | None = typer.Option(
+        None, "--reference-charset/--no-reference-charset",
+        help="--charset is a CLL-STR/DTRB table ([PAD] [UNK] space first; unknown characters train as [UNK])."),
     device: str | None = typer.Option(None, help="auto | cpu | cuda[:i]."),
     seed: int | None = typer.Option(None),
     init_from: str | None = typer.Option(None, "--init-from", help="Cascade: initialise from this checkpoint."),
@@ -123,6 +126,7 @@ def train(
             "iterations": iterations, "val_interval": val_interval, "data.val_samples": val_samples, "out_dir": out,
             "optim.lr": lr, "precision": precision, "channels_last": channels_last, "compile": compile,
             "threads": threads, "data.workers": workers, "data.loader": loader, "data.charset": charset,
+            "data.charset_reference": reference_charset,
             "device": device, "seed": seed,
             "init_from": init_from, "max_minutes": max_minutes,
             "grouping.heads": heads, "grouping.mode": grouping, "grouping.tau": tau, "grouping.epsilon": epsilon,

@@ -117,6 +117,11 @@ class Charset:
     def __contains__(self, token: object) -> bool:
         return isinstance(token, str) and token in self._index
 
+    @property
+    def placeholder_ids(self) -> frozenset[int]:
+        """Class ids of the reference converter's placeholders ``[PAD]`` and ``[UNK]``, which stand for no text."""
+        return frozenset(self._index[t] for t in REFERENCE_SPECIALS[:2] if t in self._index)
+
     def __iter__(self):
         return iter(self.tokens)
 

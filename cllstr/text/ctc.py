@@ -42,13 +42,15 @@ class EncodedTargets:
 
 
 def encode_targets(charset: object, labels: Sequence[str], scripts: Sequence[str] | None = None) -> EncodedTargets:
-    """Encode ``labels`` with ``charset`` (``Charset.encode``, unknown characters skipped) in visual order."""
+    """Encode ``labels`` with ``charset`` in visual order. Unknown characters map to the charset's ``[UNK]`` class
+    when it has one (the reference converter's behaviour), else they are skipped; both are counted."""
     flat: list[int] = []
     lengths: list[int] = []
     frames: list[int] = []
+    on_unknown = "unk" if hasattr(charset, "placeholder_ids") and "[UNK]" in charset else "skip"
     before = sum(charset.unknown.values()) if hasattr(charset, "unknown") else 0
     for i, label in enumerate(labels):
-        ids = list(charset.encode(label, on_unknown="skip"))
+        ids = list(charset.encode(label, on_unknown=on_unknown))
         if is_rtl(label, scripts[i] if scripts else None):
             ids.reverse()
         flat.extend(ids)
@@ -60,6 +62,10 @@ def encode_targets(charset: object, labels: Sequence[str], scripts: Sequence[str
 
 
 def ids_to_text(ids: Sequence[int], charset: object) -> str:
-    """Class ids (visual order, no blanks) → text in logical order: right-to-left text is decoded reversed."""
+    """Class ids (visual order, no blanks) → text in logical order: right-to-left text is decoded reversed. The
+    reference's ``[UNK]`` / ``[PAD]`` placeholders give no text (its evaluation deletes ``[UNK]`` too)."""
+    placeholders = getattr(charset, "placeholder_ids", None)
+    if placeholders:
+        ids = [i for i in ids if int(i) not in placeholders]
     text = charset.decode(list(ids))
     return charset.decode(list(ids)[::-1]) if is_rtl(text) else text

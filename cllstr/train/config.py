@@ -43,6 +43,10 @@ class DataConfig:
         val_samples: At most this many validation samples per language (None: all).
         charset: Charset file (one token per line); None builds it from the training labels.
         charset_mode: ``codepoint`` or ``grapheme`` tokens.
+        charset_reference: ``charset`` is a CLL-STR / deep-text-recognition-benchmark table: the reference
+            converter's specials (``[PAD]``, ``[UNK]``, space) come before its tokens, so ``MLT19_charset.txt`` gives
+            the reference's 4,680 classes, and characters outside it train as ``[UNK]`` as in the reference (a
+            charset without ``[UNK]`` drops them from the target instead).
         loader: Training loader: ``torch`` (PIL in DataLoader workers), ``dali`` (NVIDIA DALI, GPU "mixed" decoding
             when the run is on a GPU, else its CPU mode) or ``auto`` (DALI when installed).
         max_label_length: Labels longer than this (in tokens) are filtered by the loader (reference: 25).
@@ -69,6 +73,7 @@ class DataConfig:
     max_label_length: int = 25
     min_label_length: int = field(default=1, metadata=ADDED_LATER)
     jpeg_draft: bool = field(default=False, metadata=ADDED_LATER)
+    charset_reference: bool = field(default=False, metadata=ADDED_LATER)
 
 
 @dataclass

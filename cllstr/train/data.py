@@ -24,9 +24,14 @@ __all__ = ["build_charset", "build_train_loader", "build_eval_loaders"]
 
 
 def build_charset(cfg: DataConfig) -> Charset:
-    """The charset file ``cfg.charset`` when given, else every token of the selected training LMDBs' labels."""
+    """The charset file ``cfg.charset`` when given (a reference class table with ``cfg.charset_reference``), else
+    every token of the selected training LMDBs' labels."""
+    if cfg.charset and cfg.charset_reference:
+        return Charset.from_reference_file(cfg.charset)
     if cfg.charset:
         return Charset.from_file(cfg.charset, mode=cfg.charset_mode)
+    if cfg.charset_reference:
+        raise ValueError("data.charset_reference (--reference-charset) needs a charset file (--charset)")
     spec = mix_from_select_data(cfg.root, cfg.select_data, split="training")
     paths = [p for _, ps in spec.resolve() for p in ps]
     charset, _ = charset_from_lmdbs(paths, mode=cfg.charset_mode)
