@@ -13,8 +13,11 @@ N=${N:-600}; B=${B:-64}; VAL=${VAL:-100}; SEED=${SEED:-21}; THREADS=${THREADS:-2
 # --reference-charset: the reference class table ([PAD] [UNK] space first), unknown characters train as [UNK] as in
 # the reference; REFCS= reproduces session 7's runs (unknown characters dropped from the targets)
 REFCS=${REFCS---reference-charset}
+# the reference's CRNN exactly: its last convolution unpadded (T = 24; cllstr's default pads it, T = 26);
+# ARCH= trains cllstr's default T = 26 instead
+ARCH=${ARCH---set model_kwargs.last_pad=0}
 PY=${PY:-/work/main/.venv/bin/python}; CLLSTR=${CLLSTR:-/work/main/.venv/bin/cllstr}
-SITE=$OUT/site  # the reference's extra dependencies, kept out of the project's venv
+SITE=${SITE:-$OUT/site}  # the reference's extra dependencies, kept out of the project's venv
 mkdir -p "$OUT"
 if [ ! -d "$SITE/natsort" ]; then
   $PY -m pip install -q --target "$SITE" natsort nltk fire tqdm opencv-python-headless zhconv tensorboard
@@ -36,7 +39,7 @@ T1=$(date +%s)
 # cllstr: the reference's CRNN (VGG 512 with BatchNorm on conv 5-6, BiLSTM 256), AdamW 1e-3, OneCycle (div 20,
 # final 1000, 30% warm-up), clip 5, the reference's MLT19 charset, fp32 as the reference
 $CLLSTR train -m crnn -d "$DATA" -s $SELECT -b $B -n $N --val-interval $VAL --lr 1e-3 --seed $SEED \
-  --threads $THREADS --device cpu --precision fp32 --charset "$OUT/ref/charset/MLT19_charset.txt" $REFCS \
+  --threads $THREADS --device cpu --precision fp32 --charset "$OUT/ref/charset/MLT19_charset.txt" $REFCS $ARCH \
   -o "$OUT/cllstr" -q > "$OUT/cllstr.log" 2>&1
 T2=$(date +%s)
 echo "reference_seconds $((T1-T0)) cllstr_seconds $((T2-T1))" | tee "$OUT/wall.txt"
