@@ -92,7 +92,7 @@ def main() -> int:
     if [v.shape for v in rs.values()] != [v.shape for v in ms.values()]:
         raise SystemExit("the two CRNNs' state dicts differ in shape")
     with torch.no_grad():
-        for rv, mv in zip(rs.values(), ms.values()):
+        for rv, mv in zip(rs.values(), ms.values(), strict=True):
             mv.copy_(rv)
 
     first = cllstr_records(args, cfg, charset)  # before the reference opens the LMDBs (one open per process)
@@ -130,7 +130,7 @@ def main() -> int:
         gn_mine = float(torch.linalg.vector_norm(torch.stack(
             [torch.linalg.vector_norm(p.grad) for p in mine.parameters() if p.grad is not None])))
         with torch.no_grad():
-            diff = max(float((a - b).abs().max()) for a, b in zip(ref.parameters(), mine.parameters()))
+            diff = max(float((a - b).abs().max()) for a, b in zip(ref.parameters(), mine.parameters(), strict=True))
         worst = max(worst, diff)
         if step in (1, 2, 5) or step % 10 == 0 or step == args.steps:
             # cllstr's grad norm is taken after clipping (the reference's before): equal below 5, 5 above
@@ -168,7 +168,7 @@ def compare_records(first: tuple[torch.Tensor, list[str]], dataset: object, coll
     mine, labels = first
     n = min(len(labels), len(dataset))
     ref_images, ref_labels = collate([dataset[i] for i in range(n)])
-    same_labels = sum(a == b for a, b in zip(ref_labels, labels[:n]))
+    same_labels = sum(a == b for a, b in zip(ref_labels, labels[:n], strict=True))
     diff = (ref_images - mine[:n]).abs()
     print(f"data check, first {n} records: labels equal {same_labels}/{n}; pixels: max abs diff "
           f"{float(diff.max()):.2e}, mean {float(diff.mean()):.2e} (one 8-bit level is {2 / 255:.2e})")
