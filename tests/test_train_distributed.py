@@ -63,6 +63,12 @@ def _losses(run_dir: Path) -> list[float]:
         return [float(r["loss"]) for r in csv.DictReader(f)]
 
 
+def _losses_by_iteration(run_dir: Path) -> dict[int, float]:
+    """The loss logged at each iteration; a resumed run appends, and its row wins over the killed run's."""
+    with open(run_dir / "train.csv", encoding="utf-8") as f:
+        return {int(r["iteration"]): float(r["loss"]) for r in csv.DictReader(f)}
+
+
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir / "last.pt")["model"]
 
@@ -72,12 +78,6 @@ def _assert_same_weights(a: Path, b: Path, atol: float = 2e-5, rtol: float = 1e-
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], atol=atol, rtol=rtol, msg=k)
-
-
-def _max_param_diff(a: Path, b: Path) -> float:
-    wa, wb = _weights(a), _weights(b)
-    return max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa
-               if "running_" not in k and "num_batches" not in k)
 
 
 def test_ranks_split_each_global_batch_disjointly(data_root: Path) -> None:
@@ -160,7 +160,7 @@ def _descendant_with_rank(root_pid: int, rank: int) -> int | None:
 
 @pytest.mark.parametrize("resume_with", [2, 1])
 def test_kill_a_rank_then_resume_with_any_world_size(data_root: Path, tmp_path: Path, resume_with: int) -> None:
-    over = dict(iterations=40, val_interval=0, save_interval=2, log_interval=10, sync_bn=True,
+    over = dict(iterations=40, val_interval=0, save_interval=2, log_interval=1, sync_bn=True,
                 model_kwargs={"out_channels": 64})
     reference = _config(data_root, tmp_path / "reference", **over)
     _run(reference, 2)
@@ -185,11 +185,18 @@ def test_kill_a_rank_then_resume_with_any_world_size(data_root: Path, tmp_path: 
     if resume_with == 2:  # the same ranks, the same reduction order: the resumed run is the uninterrupted one
         _assert_same_weights(tmp_path / "reference", tmp_path / "killed", atol=1e-6)
     else:
-        # the same global batches on one process: as close to the uninterrupted 2-rank run as an uninterrupted
-        # 1-process run is (float reduction order differs between 1 and 2 ranks and training amplifies it)
-        train(_config(data_root, tmp_path / "single", **over), quiet=True)
-        drift = _max_param_diff(tmp_path / "reference", tmp_path / "single")
-        assert _max_param_diff(tmp_path / "reference", tmp_path / "killed") <= 3 * drift + 1e-5
+        # one process from the 2-rank state at ``stopped_at``, on the same global batches: each step is the 2-rank
+        # step up to float reduction order (BatchNorm statistics, gradient sums). AdamW turns that 1e-7 noise into
+        # lr-sized updates wherever a gradient is near zero, so trajectories separate chaotically over tens of
+        # steps (measured: an uninterrupted 1-process run ends 1e-7 to 1e-2 from the 2-rank run, depending on the
+        # CPU), and the final weights cannot be compared tightly. The steps right after the resume can: a wrong
+        # batch, schedule or optimiser state shows there at once.
+        want, got = _losses_by_iteration(tmp_path / "reference"), _losses_by_iteration(tmp_path / "killed")
+        assert sorted(got) == sorted(want) == list(range(1, 41))
+        for it in range(stopped_at + 1, min(stopped_at + 4, 41)):
+            assert got[it] == pytest.approx(want[it], rel=1e-4, abs=1e-5), f"iteration {it}"
+        for it in want:
+            assert got[it] == pytest.approx(want[it], rel=0.05), f"iteration {it}"
 
 
 def test_sync_batchnorm_is_batchnorm_outside_a_distributed_step() -> None:
