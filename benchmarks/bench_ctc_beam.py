@@ -17,6 +17,11 @@ exact probability of both labellings (torch's CTC loss in float64).
 
     pip install -e .[bench]
     python benchmarks/bench_ctc_beam.py [--rounds 3] [--batch 256]
+    python benchmarks/bench_ctc_beam.py --device cuda    # CUDA kernels vs this host's CPU kernels (< 2 minutes)
+
+``--device cuda``: the CUDA beam kernel (fp32 log-probabilities, fp32 logits, bf16 log-probabilities; B = 256 and
+2048) against the CPU kernel on all threads of the host, with top-1 agreement and the largest score difference
+against the CPU kernel on the same input, and CUDA greedy decoding against a plain read of the same bytes on the GPU.
 """
 
 from __future__ import annotations
@@ -212,6 +217,56 @@ def bench_greedy(logits: torch.Tensor, rounds: int, threads: int) -> None:
                   f"{nbytes / med['greedy'] / 1e9:6.2f} GB/s: {100 * med['read'] / med['greedy']:.0f}% of the read")
 
 
+def _cuda_timed(fn: Callable[[], object], rounds: int) -> tuple[float, object]:
+    out = fn()  # warm-up (first launch, workspace allocation)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        out = fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def bench_cuda(logits: torch.Tensor, rounds: int, threads: int) -> None:
+    """The CUDA kernels against the CPU kernels of the same build on the same inputs (issue #16's GPU figures)."""
+    if not (torch.cuda.is_available() and has_kernel("ctc_beam_search", "cuda")):
+        raise SystemExit("--device cuda needs a GPU and the CUDA kernels (make build on a machine with nvcc)")
+    torch.set_num_threads(threads)
+    print(f"\nCUDA: {torch.cuda.get_device_name()}; CPU baseline: the native CPU kernel on {threads} threads")
+    for b in (logits.shape[0], 8 * logits.shape[0]):
+        x = logits.repeat(b // logits.shape[0], 1, 1) if b > logits.shape[0] else logits
+        lp = x.log_softmax(-1).contiguous()
+        cpu_dt, (cpu_tok, cpu_len, cpu_score) = _cuda_timed(
+            lambda lp=lp: ctc_beam_search(lp, None, 0, BEAM, 1, backend="native"), 1)
+        cases = {"fp32 log-probs": (lp.cuda(), False), "fp32 logits": (x.cuda(), True),
+                 "bf16 log-probs": (lp.to(torch.bfloat16).cuda(), False)}
+        print(f"  beam {BEAM}, B={b}: CPU kernel {b / cpu_dt:9.0f} seq/s")
+        for name, (inp, from_logits) in cases.items():
+            dt, (tok, ln, score) = _cuda_timed(
+                lambda inp=inp, fl=from_logits: ctc_beam_search(inp, None, 0, BEAM, 1, from_logits=fl,
+                                                                backend="native"), rounds)
+            same = sum(int(ln[i, 0]) == int(cpu_len[i, 0]) and bool((tok[i, 0].cpu() == cpu_tok[i, 0]).all())
+                       for i in range(b))
+            gap = (score.float().cpu() - cpu_score).abs().max().item()
+            print(f"    {name:15s} {b / dt:9.0f} seq/s = {cpu_dt / dt:6.1f}x the CPU kernel; top-1 equal to the CPU "
+                  f"kernel's on {same}/{b}, largest score difference {gap:.2e}")
+    lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device="cuda")
+    for name, x, is_lp in (("fp32 logits", logits.cuda(), False),
+                           ("fp32 log-probs", logits.log_softmax(-1).cuda(), True),
+                           ("bf16 logits", logits.to(torch.bfloat16).cuda(), False)):
+        big = x.repeat(16, 1, 1)  # 16x the batch: a read long enough to time
+        lens = lengths.repeat(16)
+        read_dt, _ = _cuda_timed(lambda big=big: big.sum(), max(rounds, 10))
+        dt, _ = _cuda_timed(lambda big=big, lens=lens, is_lp=is_lp: ctc_greedy_decode(big, lens, log_probs=is_lp,
+                                                                                       backend="native"),
+                            max(rounds, 10))
+        nbytes = big.numel() * big.element_size()
+        print(f"  greedy, {name:15s} B={big.shape[0]}: plain read {nbytes / read_dt / 1e9:7.1f} GB/s, greedy "
+              f"{nbytes / dt / 1e9:7.1f} GB/s: {100 * read_dt / dt:.0f}% of the read")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=256)
@@ -220,11 +275,16 @@ def main() -> None:
     ap.add_argument("--fast-batch", type=int, default=8, help="sequences given to fast-ctc-decode")
     ap.add_argument("--fast-pool", action="store_true", help="also run fast-ctc-decode on a pool (GBs per worker)")
     ap.add_argument("--skip-greedy", action="store_true")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: the CUDA kernels against the CPU kernels (no baselines)")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
     if not has_kernel("ctc_beam_search", "cpu"):
         raise SystemExit("the native library is not built: pip install --no-build-isolation -e .")
     logits = make_logits(args.batch)
+    if args.device == "cuda":
+        bench_cuda(logits, args.rounds, args.threads)
+        return
     lp = logits.log_softmax(-1).contiguous()
     bench_beam(lp, args.rounds, args.threads, args.fast_batch, args.fast_pool)
     if not args.skip_greedy:

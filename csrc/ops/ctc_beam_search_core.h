@@ -201,6 +201,64 @@ CLLSTR_HD inline int32_t link(const Beam* beams, int32_t n_beams, const PrefixTr
   return K + 1 + most;
 }
 
+// The candidate that keeps beam j's prefix (scratch filled by link()): its blank and repeated-last-character
+// alignments, plus the extension of its parent beam by its last character, which reaches this prefix and merges here.
+template <typename LogProb>
+CLLSTR_HD Cand stay(const LogProb& lp, double lp_blank, int32_t j, const Beam* beams, int32_t K,
+                    const int32_t* scratch, const PrefixTree& tree, const Trie& trie) {
+  const int32_t* parent_beam = scratch;  // see link()
+  const Beam& b = beams[j];
+  const int32_t pre = b.prefix, last = tree.last(pre);
+  const double pb = b.tot + lp_blank;
+  double pnb = -INFINITY;
+  if (last >= 0) {
+    const double lp_last = lp(last);
+    pnb = b.pnb + lp_last;
+    const int32_t i = parent_beam[j];
+    if (i >= 0) {  // the extension of beam i by `last` is this prefix: merge it here
+      const Beam& a = beams[i];
+      const double src = (tree.last(a.prefix) == last) ? a.pb : a.tot;
+      pnb = log_add(pnb, src + lp_last);
+    }
+  }
+  const int32_t tnode = tree.trie_node[pre];
+  const double tot = log_add(pb, pnb);
+  return Cand{tot + trie.running_penalty(tnode), pb, pnb, tot, j, -1, tnode};
+}
+
+// Whether extending beam i by class c gives the prefix of another beam (the extension merges into that beam's stay).
+CLLSTR_HD inline bool merged(int32_t i, int64_t c, const Beam* beams, int32_t n_beams, int32_t K,
+                             const int32_t* scratch, const PrefixTree& tree) {
+  const int32_t* parent_beam = scratch;  // see link()
+  const int32_t* child_count = scratch + K;
+  if (child_count[i] == 0) return false;
+  for (int32_t j = 0; j < n_beams; ++j) {
+    if (parent_beam[j] == i && tree.token[beams[j].prefix] == c) return true;
+  }
+  return false;
+}
+
+// The candidate that extends beam i by class c != blank, reaching trie node `tnode` (-1: outside the lexicon).
+template <typename LogProb>
+CLLSTR_HD Cand extension(const LogProb& lp, int32_t i, int64_t c, int32_t tnode, const Beam* beams,
+                         const PrefixTree& tree, const Trie& trie) {
+  const Beam& a = beams[i];
+  const double pnb = ((c == tree.last(a.prefix)) ? a.pb : a.tot) + lp(c);
+  return Cand{pnb + trie.running_penalty(tnode), -INFINITY, pnb, pnb, i, static_cast<int32_t>(c), tnode};
+}
+
+// Writes the selected candidates sorted[0..n) (best first) as the next beams, creating their prefix-tree nodes in
+// that order, and returns n.
+CLLSTR_HD inline int32_t commit(const Cand* sorted, int32_t n, const Beam* beams, Beam* out, PrefixTree& tree) {
+  for (int32_t k = 0; k < n; ++k) {
+    const Cand& c = sorted[k];
+    const int32_t src_prefix = beams[c.src].prefix;
+    const int32_t prefix = c.token < 0 ? src_prefix : tree.extend(src_prefix, c.token, c.tnode);
+    out[k] = Beam{prefix, c.pb, c.pnb, c.tot};
+  }
+  return n;
+}
+
 // One time step. lp(c) returns the step's log-probability of class c (as double); chars[0..n_chars) are the classes
 // tried for new characters, most probable first (trie children of a beam's node are tried in addition). scratch
 // holds 2*K int32 filled by link() for these beams. Writes the new beams, best first, to `out` and returns their
@@ -209,50 +267,21 @@ template <typename LogProb>
 CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, int32_t n_chars, const Beam* beams,
                        int32_t n_beams, Beam* out, Cand* heap_storage, int32_t K, int32_t* scratch, PrefixTree& tree,
                        const Trie& trie) {
-  const int32_t* parent_beam = scratch;      // see link()
-  const int32_t* child_count = scratch + K;
   TopK top{heap_storage, K, 0};
   const double lp_blank = lp(blank);
-  for (int32_t j = 0; j < n_beams; ++j) {
-    const Beam& b = beams[j];
-    const int32_t pre = b.prefix, last = tree.last(pre);
-    const double pb = b.tot + lp_blank;
-    double pnb = -INFINITY;
-    if (last >= 0) {
-      const double lp_last = lp(last);
-      pnb = b.pnb + lp_last;
-      const int32_t i = parent_beam[j];
-      if (i >= 0) {  // the extension of beam i by `last` is this prefix: merge it here
-        const Beam& a = beams[i];
-        const double src = (tree.last(a.prefix) == last) ? a.pb : a.tot;
-        pnb = log_add(pnb, src + lp_last);
-      }
-    }
-    const int32_t tnode = tree.trie_node[pre];
-    const double tot = log_add(pb, pnb);
-    top.push(Cand{tot + trie.running_penalty(tnode), pb, pnb, tot, j, -1, tnode});
-  }
+  for (int32_t j = 0; j < n_beams; ++j) top.push(stay(lp, lp_blank, j, beams, K, scratch, tree, trie));
   const double pen_out = trie.enabled ? trie.oov : 0.0;
   const int32_t tnode_out = trie.enabled ? -1 : 0;
   for (int32_t i = 0; i < n_beams; ++i) {
-    const Beam& a = beams[i];
-    const int32_t last = tree.last(a.prefix), tn = tree.trie_node[a.prefix];
-    const double base = a.tot;
-    auto merged = [&](int64_t c) {
-      if (child_count[i] == 0) return false;
-      for (int32_t j = 0; j < n_beams; ++j) {
-        if (parent_beam[j] == i && tree.token[beams[j].prefix] == c) return true;
-      }
-      return false;
-    };
-    auto extend = [&](int64_t c, int32_t tnode) {
-      const double pnb = ((c == last) ? a.pb : base) + lp(c);
-      top.push(Cand{pnb + trie.running_penalty(tnode), -INFINITY, pnb, pnb, i, static_cast<int32_t>(c), tnode});
-    };
+    const int32_t tn = tree.trie_node[beams[i].prefix];
+    const double base = beams[i].tot;
     const bool in_trie = trie.enabled && tn >= 0;
     if (in_trie) {
       for (int64_t e = trie.offsets[tn]; e < trie.offsets[tn + 1]; ++e) {
-        if (!merged(trie.tokens[e])) extend(trie.tokens[e], static_cast<int32_t>(trie.children[e]));
+        const int64_t c = trie.tokens[e];
+        if (!merged(i, c, beams, n_beams, K, scratch, tree)) {
+          top.push(extension(lp, i, c, static_cast<int32_t>(trie.children[e]), beams, tree, trie));
+        }
       }
     }
     for (int32_t k = 0; k < n_chars; ++k) {
@@ -260,18 +289,42 @@ CLLSTR_HD int32_t step(const LogProb& lp, int64_t blank, const int32_t* chars, i
       // chars descend in probability and an extension scores at most base + lp[c]: nothing later can enter.
       if (top.full() && base + lp(c) + pen_out < top.worst().score) break;
       if (in_trie && trie.child(tn, c) >= 0) continue;
-      if (merged(c)) continue;
-      extend(c, tnode_out);
+      if (merged(i, c, beams, n_beams, K, scratch, tree)) continue;
+      top.push(extension(lp, i, c, tnode_out, beams, tree, trie));
     }
   }
-  const int32_t n = top.sort();
-  for (int32_t k = 0; k < n; ++k) {
-    const Cand& c = heap_storage[k];
-    const int32_t src_prefix = beams[c.src].prefix;
-    const int32_t prefix = c.token < 0 ? src_prefix : tree.extend(src_prefix, c.token, c.tnode);
-    out[k] = Beam{prefix, c.pb, c.pnb, c.tot};
+  return commit(heap_storage, top.sort(), beams, out, tree);
+}
+
+// The same step without a lexicon as independent work items, for a block of threads (the CUDA kernel): candidate
+// `id` of the N = n_beams * (1 + n_chars) of enumerated_step_size() is the stay of beam id for id < n_beams, else
+// beam i's extension by chars[k] with id = n_beams + i * n_chars + k (merged ones impossible). place() then puts each
+// possible candidate at its rank among all of them; ranks are distinct since `better` is a strict order over distinct
+// (src, token). The candidates of rank < K, in rank order, are the K best that step() keeps (its early break only
+// skips candidates that cannot enter), so commit(sorted, n) continues exactly as step() does.
+CLLSTR_HD inline int32_t enumerated_step_size(int32_t n_beams, int32_t n_chars) { return n_beams * (1 + n_chars); }
+
+template <typename LogProb>
+CLLSTR_HD Cand enumerated_candidate(int32_t id, const LogProb& lp, double lp_blank, const int32_t* chars,
+                                    int32_t n_chars, const Beam* beams, int32_t n_beams, int32_t K,
+                                    const int32_t* scratch, const PrefixTree& tree) {
+  const Trie none{};
+  if (id < n_beams) return stay(lp, lp_blank, id, beams, K, scratch, tree, none);
+  const int32_t i = (id - n_beams) / n_chars, c = chars[(id - n_beams) % n_chars];
+  if (merged(i, c, beams, n_beams, K, scratch, tree)) return Cand{-INFINITY, -INFINITY, -INFINITY, -INFINITY, i, c, 0};
+  return extension(lp, i, c, 0, beams, tree, none);
+}
+
+// Writes cands[id] to sorted[rank] when it is possible and its rank among the possible cands[0..n) is below K.
+// Possible candidates have ranks 0..P-1, so sorted[0..min(K, P)) is filled.
+CLLSTR_HD inline void place(int32_t id, const Cand* cands, int32_t n, Cand* sorted, int32_t K) {
+  const Cand& c = cands[id];
+  if (!(c.score > -INFINITY)) return;  // impossible (or NaN), as TopK::push
+  int32_t rank = 0;
+  for (int32_t j = 0; j < n && rank < K; ++j) {
+    if (cands[j].score > -INFINITY && better(cands[j], c)) ++rank;
   }
-  return n;
+  if (rank < K) sorted[rank] = c;
 }
 
 // Final ranking: scores[k] = logadd(pb, pnb) + final penalty; order[k] = beam index, best first. Returns the number

@@ -1,8 +1,9 @@
 // CUDA kernel of cllstr::ctc_beam_search: one block per sequence. Per time step the block's threads cooperate over
 // the vocabulary (the softmax normaliser, then the ~2K most probable classes by repeated block arg-max, since
-// T≈25 is short and C≈4.7K is large), and one thread applies the beam update of ctc_beam_search_core.h, shared
-// with the CPU kernel so both backends rank candidates identically. Prefix trees and beams live in a global
-// workspace.
+// T≈25 is short and C≈4.7K is large) and over beam x class: each thread scores (beam, class) candidates and ranks
+// them against all others (beam::enumerated_candidate / beam::place of ctc_beam_search_core.h, which select exactly
+// the candidates of the CPU kernel's beam::step), and one thread commits the K best to the prefix tree. With a
+// lexicon the update is beam::step by one thread. Prefix trees, beams and candidates live in a global workspace.
 #include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
@@ -10,6 +11,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+
+#include <algorithm>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -24,6 +27,9 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+// Most candidates of a step ranked by the block (each thread ranks its candidates against all: O(N^2 / threads));
+// wider steps (beam_width above ~32) and lexicon steps are updated by one thread.
+constexpr int64_t kMaxEnumerated = 2304;
 
 struct Entry {
   float v;
@@ -59,7 +65,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 struct Workspace {
   int32_t* tree;  // 6 * cap per sequence
   beam::Beam* beams;  // 2 * K per sequence
-  beam::Cand* heap;   // K
+  beam::Cand* heap;   // K (the selected candidates, best first)
+  beam::Cand* cands;  // max_cands (the enumerated candidates of a step)
   int32_t* scratch;   // 2 * K + K (scratch, order)
   double* final_scores;  // K
   int32_t* chars;     // M
@@ -68,7 +75,7 @@ struct Workspace {
 template <typename scalar_t>
 __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int64_t* __restrict__ lengths, int64_t T,
                                    int64_t C, int64_t blank, int32_t K, int32_t M, int64_t top_k,
-                                   double cutoff, bool from_logits, beam::Trie trie, Workspace ws,
+                                   double cutoff, bool from_logits, beam::Trie trie, Workspace ws, int32_t max_cands,
                                    int64_t* __restrict__ tokens, int64_t* __restrict__ out_lengths,
                                    float* __restrict__ scores) {
   const int64_t b = blockIdx.x;
@@ -78,6 +85,7 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
   beam::Beam* cur = ws.beams + b * 2 * K;
   beam::Beam* nxt = cur + K;
   beam::Cand* heap = ws.heap + b * K;
+  beam::Cand* cands = ws.cands + b * max_cands;
   int32_t* scratch = ws.scratch + b * 3 * K;
   int32_t* order = scratch + 2 * K;
   double* final_scores = ws.final_scores + b * K;
@@ -87,7 +95,7 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
   __shared__ Entry red_e[kWarps];
   __shared__ float s_norm;
   __shared__ Entry s_prev;
-  __shared__ int32_t s_n, s_nchars, s_m;
+  __shared__ int32_t s_n, s_nchars, s_m, s_possible;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 
   if (threadIdx.x == 0) {
@@ -170,17 +178,43 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
       n_chars = s_nchars;
       if (n_chars <= r) break;  // uniform
     }
-    // Beam update by one thread.
+    // Pruning by cumulative probability (one thread), then the beam update.
+    const double norm = static_cast<double>(s_norm);
+    auto lp = [&](int64_t c) { return static_cast<double>(static_cast<float>(x[c])) - norm; };
     if (threadIdx.x == 0) {
-      const double norm = static_cast<double>(s_norm);
-      auto lp = [&](int64_t c) { return static_cast<double>(static_cast<float>(x[c])) - norm; };
       if (cutoff < 1.0) {
         double acc = exp(lp(blank));
         int32_t k = 0;
         while (k < n_chars && acc < cutoff) acc += exp(lp(chars[k++]));
         n_chars = k;
       }
-      s_n = beam::step(lp, blank, chars, n_chars, cur, s_n, nxt, heap, K, scratch, tree, trie);
+      s_nchars = n_chars;
+      s_possible = 0;
+    }
+    __syncthreads();
+    n_chars = s_nchars;
+    const int32_t n_beams = s_n;
+    const int32_t n_cands = beam::enumerated_step_size(n_beams, n_chars);
+    if (!trie.enabled && n_cands <= max_cands) {  // uniform
+      // every (beam, class) candidate by its own thread, then each one's rank by its own thread
+      const double lp_blank = lp(blank);
+      for (int32_t id = threadIdx.x; id < n_cands; id += blockDim.x) {
+        cands[id] = beam::enumerated_candidate(id, lp, lp_blank, chars, n_chars, cur, n_beams, K, scratch, tree);
+      }
+      __syncthreads();
+      int32_t possible = 0;
+      for (int32_t id = threadIdx.x; id < n_cands; id += blockDim.x) {
+        possible += cands[id].score > -INFINITY;
+        beam::place(id, cands, n_cands, heap, K);
+      }
+      atomicAdd(&s_possible, possible);
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        s_n = beam::commit(heap, s_possible < K ? s_possible : K, cur, nxt, tree);
+        for (int32_t k = 0; k < s_n; ++k) cur[k] = nxt[k];
+      }
+    } else if (threadIdx.x == 0) {  // a lexicon (or a very wide beam): the update by one thread
+      s_n = beam::step(lp, blank, chars, n_chars, cur, n_beams, nxt, heap, K, scratch, tree, trie);
       for (int32_t k = 0; k < s_n; ++k) cur[k] = nxt[k];
     }
     __syncthreads();
@@ -227,11 +261,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ctc_beam_search_cuda(
   at::Tensor tree = at::empty({B * 6 * cap}, opts.dtype(at::kInt));
   at::Tensor beams = at::empty({static_cast<int64_t>(B * 2 * K * sizeof(beam::Beam))}, opts.dtype(at::kByte));
   at::Tensor heap = at::empty({static_cast<int64_t>(B * K * sizeof(beam::Cand))}, opts.dtype(at::kByte));
+  const int32_t max_cands = static_cast<int32_t>(
+      std::min<int64_t>(beam::enumerated_step_size(K, M > 0 ? M : 1), kMaxEnumerated));
+  at::Tensor cands = at::empty({static_cast<int64_t>(B * max_cands * sizeof(beam::Cand))}, opts.dtype(at::kByte));
   at::Tensor scratch = at::empty({B * 3 * K}, opts.dtype(at::kInt));
   at::Tensor final_scores = at::empty({B * K}, opts.dtype(at::kDouble));
   at::Tensor chars = at::empty({B * (M > 0 ? M : 1)}, opts.dtype(at::kInt));
   Workspace ws{tree.data_ptr<int32_t>(), reinterpret_cast<beam::Beam*>(beams.data_ptr<uint8_t>()),
-               reinterpret_cast<beam::Cand*>(heap.data_ptr<uint8_t>()), scratch.data_ptr<int32_t>(),
+               reinterpret_cast<beam::Cand*>(heap.data_ptr<uint8_t>()),
+               reinterpret_cast<beam::Cand*>(cands.data_ptr<uint8_t>()), scratch.data_ptr<int32_t>(),
                final_scores.data_ptr<double>(), chars.data_ptr<int32_t>()};
   beam::Trie trie{};
   at::Tensor offsets, ttokens, tchildren, tword;
@@ -247,7 +285,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ctc_beam_search_cuda(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, log_probs.scalar_type(), "ctc_beam_search_cuda", [&] {
     beam_search_kernel<scalar_t><<<static_cast<unsigned>(B), kThreads, 0, stream>>>(
         log_probs.const_data_ptr<scalar_t>(), lengths.const_data_ptr<int64_t>(), T, C, blank, K, M, top_k, cutoff,
-        from_logits, trie, ws, tokens.data_ptr<int64_t>(), out_lengths.data_ptr<int64_t>(),
+        from_logits, trie, ws, max_cands, tokens.data_ptr<int64_t>(), out_lengths.data_ptr<int64_t>(),
         scores.data_ptr<float>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
