@@ -19,6 +19,10 @@ exact probability of both labellings (torch's CTC loss in float64).
     python benchmarks/bench_ctc_beam.py [--rounds 3] [--batch 256]
     python benchmarks/bench_ctc_beam.py --device cuda    # CUDA kernels vs this host's CPU kernels (< 2 minutes)
 
+``--checkpoint CKPT --lmdb DIR``: the same comparisons on the logits of a trained CTC checkpoint over the crops of
+an LMDB (its own T and C; repeated to --batch sequences when there are fewer), instead of the made-up logits: a
+trained model's rows are far more peaked, which changes how much each decoder's pruning saves.
+
 ``--device cuda``: the CUDA beam kernel (fp32 log-probabilities, fp32 logits, bf16 log-probabilities; B = 256 and
 2048) against the CPU kernel on all threads of the host, with top-1 agreement and the largest score difference
 against the CPU kernel on the same input, and CUDA greedy decoding against a plain read of the same bytes on the GPU.
@@ -57,6 +61,42 @@ def make_logits(b: int, seed: int = 0) -> torch.Tensor:
     close = 8.5 + torch.rand(b, T, 1, generator=g)
     x.scatter_(2, second, torch.where(torch.rand(b, T, 1, generator=g) < 0.33, close, x.gather(2, second)))
     return x
+
+
+def set_shape(t: int, c: int) -> None:
+    """Sequence length and classes of the inputs (the baselines' label tables follow C)."""
+    global T, C, LABELS, INDEX, LABELS_FAST, FAST_CUT
+    T, C = t, c
+    LABELS = [""] + [chr(0x4E00 + i) for i in range(C - 1)]
+    INDEX = {ch: i for i, ch in enumerate(LABELS) if ch}
+    LABELS_FAST = ["N"] + LABELS[1:]
+    FAST_CUT = 0.95 / C
+
+
+def checkpoint_logits(checkpoint: str, lmdb: str, batch: int) -> torch.Tensor:
+    """fp32 logits (batch, T, C) of a CTC checkpoint on the first crops of an LMDB (repeated when it has fewer)."""
+    from cllstr.checkpoint import load_model
+    from cllstr.data.loading.torch_backend import build_dataloader
+    from cllstr.models import prediction_kind
+
+    loaded = load_model(checkpoint)
+    if prediction_kind(loaded.model) != "ctc":
+        raise SystemExit(f"--checkpoint {checkpoint}: not a CTC model")
+    loader = build_dataloader([lmdb], batch_size=64, charset=loaded.charset, **loaded.image)
+    out, n = [], 0
+    with torch.inference_mode():
+        for b in loader:
+            out.append(loaded.model(b.images).float())
+            n += out[-1].shape[0]
+            if n >= batch:
+                break
+    if not out:
+        raise SystemExit(f"--lmdb {lmdb}: no samples")
+    x = torch.cat(out)
+    x = x.repeat((batch + x.shape[0] - 1) // x.shape[0], 1, 1)[:batch]
+    print(f"logits of {checkpoint} on {min(n, batch)} crops of {lmdb}: T={x.shape[1]}, C={x.shape[2]}; mean "
+          f"probability of the best class per frame {x.softmax(-1).amax(-1).mean():.3f}")
+    return x.contiguous()
 
 
 def cllstr_beam(lp: torch.Tensor) -> list[tuple[int, ...]]:
@@ -275,13 +315,21 @@ def main() -> None:
     ap.add_argument("--fast-batch", type=int, default=8, help="sequences given to fast-ctc-decode")
     ap.add_argument("--fast-pool", action="store_true", help="also run fast-ctc-decode on a pool (GBs per worker)")
     ap.add_argument("--skip-greedy", action="store_true")
+    ap.add_argument("--checkpoint", help="a trained CTC checkpoint whose logits to decode (with --lmdb)")
+    ap.add_argument("--lmdb", help="an LMDB of crops for --checkpoint")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                     help="cuda: the CUDA kernels against the CPU kernels (no baselines)")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
     if not has_kernel("ctc_beam_search", "cpu"):
         raise SystemExit("the native library is not built: pip install --no-build-isolation -e .")
-    logits = make_logits(args.batch)
+    if bool(args.checkpoint) != bool(args.lmdb):
+        raise SystemExit("--checkpoint and --lmdb go together")
+    if args.checkpoint:
+        logits = checkpoint_logits(args.checkpoint, args.lmdb, args.batch)
+        set_shape(logits.shape[1], logits.shape[2])
+    else:
+        logits = make_logits(args.batch)
     if args.device == "cuda":
         bench_cuda(logits, args.rounds, args.threads)
         return
