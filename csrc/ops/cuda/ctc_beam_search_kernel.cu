@@ -178,7 +178,9 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
       n_chars = s_nchars;
       if (n_chars <= r) break;  // uniform
     }
-    // Pruning by cumulative probability (one thread), then the beam update.
+    // Pruning by cumulative probability (one thread), then the beam update. The barrier first: every thread has
+    // read s_nchars of the last selection round before thread 0 rewrites it.
+    __syncthreads();
     const double norm = static_cast<double>(s_norm);
     auto lp = [&](int64_t c) { return static_cast<double>(static_cast<float>(x[c])) - norm; };
     if (threadIdx.x == 0) {
@@ -262,7 +264,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ctc_beam_search_cuda(
   at::Tensor beams = at::empty({static_cast<int64_t>(B * 2 * K * sizeof(beam::Beam))}, opts.dtype(at::kByte));
   at::Tensor heap = at::empty({static_cast<int64_t>(B * K * sizeof(beam::Cand))}, opts.dtype(at::kByte));
   const int32_t max_cands = static_cast<int32_t>(
-      std::min<int64_t>(beam::enumerated_step_size(K, M > 0 ? M : 1), kMaxEnumerated));
+      std::min<int64_t>(static_cast<int64_t>(K) * (1 + (M > 0 ? M : 1)), kMaxEnumerated));
   at::Tensor cands = at::empty({static_cast<int64_t>(B * max_cands * sizeof(beam::Cand))}, opts.dtype(at::kByte));
   at::Tensor scratch = at::empty({B * 3 * K}, opts.dtype(at::kInt));
   at::Tensor final_scores = at::empty({B * K}, opts.dtype(at::kDouble));
