@@ -1,13 +1,20 @@
 """Training step of cllstr's models against ku21fan/CLL-STR's own models, side by side in one process (issue #18).
 
 Same random batch (b128, 32x100 RGB, labels of 1-10 characters over 4680 classes), CTC loss, AdamW and grad
-clipping 5, on the same threads. CLL-STR runs its ``model.py`` as its ``train.py`` does (fp32, contiguous):
-``None-SVTR-None-CTC`` against cllstr's ``svtr_tiny``, ``None-VGG-BiLSTM-CTC`` against ``crnn``. cllstr runs as its
-Trainer does on a CPU (bf16 autocast, channels_last), and for SVTR also with the attention of session 6 (torch's bf16
-SDPA for Global mixing; ``--no-session6`` skips it) so that the gain of this round is measured in the same run. The
-reference checkout is fetched (``fetch github:ku21fan/CLL-STR``), never copied into this project.
+clipping 5, on the same threads. CLL-STR runs its ``model.py`` as its ``train.py`` does (fp32, contiguous,
+``log_softmax`` + ``torch.nn.CTCLoss``): ``None-SVTR-None-CTC`` against cllstr's ``svtr_tiny``,
+``None-VGG-BiLSTM-CTC`` against ``crnn``. cllstr runs as its Trainer does on a CPU (bf16 autocast, channels_last, the
+fused ``cllstr.ops.ctc_loss``), and again with the loss computed the reference's way (float32 copy, ``log_softmax``,
+``F.ctc_loss``) so that the fused loss's gain is measured in the same run; ``--session6`` adds SVTR with the attention
+of session 6 (torch's bf16 SDPA for Global mixing).
 
-    python benchmarks/bench_train_vs_ref.py --ref /work/ref/CLL-STR [--models svtr crnn] [--rounds 3]
+``--peak`` also measures what the step achieves against this CPU's limit: FLOPs per training image
+(``FlopCounterMode``, forward + backward) times img/s, against the best GFLOP/s of a bf16 channels_last 3x3
+convolution of crnn's own layer shapes (forward + both backward convolutions) measured in the same run.
+
+The reference checkout is fetched (``fetch github:ku21fan/CLL-STR``), never copied into this project.
+
+    python benchmarks/bench_train_vs_ref.py --ref /work/ref/CLL-STR [--models svtr crnn] [--rounds 3] [--peak]
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch.nn.functional as F
 import cllstr.models.svtr as svtr_module
 from cllstr.device import autocast
 from cllstr.models import create_model
+from cllstr.ops import ctc_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parity_import import reference_model  # noqa: E402
@@ -41,8 +49,21 @@ def batch(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return images, targets, target_lengths
 
 
+def unfused_loss(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """The reference trainers' CTC loss: a float32 copy, ``log_softmax``, time-major ``F.ctc_loss``."""
+    log_probs = logits.float().log_softmax(-1).transpose(0, 1)
+    lengths = torch.full((logits.shape[0],), log_probs.shape[0], dtype=torch.long)
+    return F.ctc_loss(log_probs, targets, lengths, target_lengths, zero_infinity=True)
+
+
+def fused_loss(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """cllstr's Trainer loss (``cllstr.train.ctc.CTCLoss`` runs this op)."""
+    return ctc_loss(logits, targets, None, target_lengths, zero_infinity=True)
+
+
 def make_step(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
-              forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor], fast: bool) -> Callable[[], float]:
+              forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor], fast: bool,
+              loss_fn: Callable[..., torch.Tensor] = unfused_loss) -> Callable[[], float]:
     """One CTC + AdamW + clip step; ``fast``: bf16 autocast and channels_last, as cllstr's Trainer on a CPU."""
     if fast:
         model = model.to(memory_format=torch.channels_last)
@@ -53,9 +74,7 @@ def make_step(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tenso
     def step() -> float:
         with autocast(torch.device("cpu"), torch.bfloat16 if fast else None):
             logits = forward(model, images)
-        log_probs = logits.float().log_softmax(-1).transpose(0, 1)
-        lengths = torch.full((images.shape[0],), log_probs.shape[0], dtype=torch.long)
-        loss = F.ctc_loss(log_probs, targets, lengths, target_lengths, zero_infinity=True)
+        loss = loss_fn(logits, targets, target_lengths)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -81,6 +100,49 @@ def session6_attention(step: Callable[[], float]) -> Callable[[], float]:
     return run
 
 
+#: crnn's 3x3 convolutions at a 32x100 input: (in, out, H, W) of each layer.
+CRNN_CONVS = [(3, 64, 32, 100), (64, 128, 16, 50), (128, 256, 8, 25), (256, 256, 8, 25), (256, 512, 4, 26),
+              (512, 512, 4, 26)]
+
+
+def conv_peak(batch: int, rounds: int) -> tuple[float, str]:
+    """Best GFLOP/s of forward + input-gradient + weight-gradient of a bf16 channels_last 3x3 convolution over
+    crnn's layer shapes (the layer where oneDNN does best is the CPU's practical limit for this model)."""
+    best, where = 0.0, ""
+    for cin, cout, h, w in CRNN_CONVS[1:]:  # the 3-channel first layer is memory-bound, not a peak
+        conv = torch.nn.Conv2d(cin, cout, 3, padding=1).to(memory_format=torch.channels_last)
+        x = torch.randn(batch, cin, h, w).contiguous(memory_format=torch.channels_last).requires_grad_()
+
+        def run(conv=conv, x=x) -> None:
+            with autocast(torch.device("cpu"), torch.bfloat16):
+                y = conv(x)
+            y.backward(torch.ones_like(y))
+
+        run()
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+        flops = 3 * 2 * batch * cout * h * w * cin * 9
+        gf = flops / statistics.median(times) / 1e9
+        if gf > best:
+            best, where = gf, f"{cin}->{cout} at {h}x{w}"
+    return best, where
+
+
+def train_flops_per_image(model: torch.nn.Module, n: int = 8) -> float:
+    """Forward + backward FLOPs of one training image (``FlopCounterMode``, fp32 shapes; the step's arithmetic)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = model.train()
+    x = torch.rand(n, 3, 32, 100)
+    with FlopCounterMode(display=False) as counter:
+        model(x).float().sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", type=Path, required=True, help="a ku21fan/CLL-STR checkout")
@@ -89,7 +151,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=2, help="timed steps per path and round (after one warm-up)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--no-session6", action="store_true")
+    ap.add_argument("--session6", action="store_true", help="svtr: also the attention of session 6")
+    ap.add_argument("--peak", action="store_true", help="also GFLOP/s against a convolution peak of the same run")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
     torch.set_num_threads(args.threads)
@@ -99,11 +162,13 @@ def main() -> None:
         ref = reference_model(args.ref, arch, NUM_CLASSES)
         torch.manual_seed(0)
         ours = create_model(name, NUM_CLASSES)
+        trainer = make_step(ours, images, targets, target_lengths, lambda m, x: m(x), True, fused_loss)
         steps = {f"CLL-STR {arch} fp32": make_step(ref, images, targets, target_lengths, reference_forward, False),
-                 f"cllstr {name} (Trainer: bf16, channels_last)": make_step(ours, images, targets, target_lengths,
-                                                                           lambda m, x: m(x), True)}
-        if key == "svtr" and not args.no_session6:
-            steps[f"cllstr {name}, session 6 attention"] = session6_attention(list(steps.values())[1])
+                 f"cllstr {name} (Trainer: bf16, channels_last)": trainer,
+                 f"cllstr {name}, unfused CTC loss": make_step(ours, images, targets, target_lengths,
+                                                               lambda m, x: m(x), True, unfused_loss)}
+        if key == "svtr" and args.session6:
+            steps[f"cllstr {name}, session 6 attention"] = session6_attention(trainer)
         times: dict[str, list[float]] = {k: [] for k in steps}
         for fn in steps.values():
             fn()
@@ -119,9 +184,17 @@ def main() -> None:
               f"rounds x {args.iters} steps")
         for k, t in med.items():
             print(f"  {k:52s} {args.batch / t:7.1f} img/s   {med[base] / t:5.2f}x CLL-STR")
-        if len(med) == 3:
-            k6, kn = list(med)[2], list(med)[1]
-            print(f"  this round's attention vs session 6's: {med[k6] / med[kn]:.2f}x")
+        names = list(med)
+        print(f"  fused CTC loss vs unfused: {med[names[2]] / med[names[1]]:.2f}x")
+        if len(names) == 4:
+            print(f"  this attention vs session 6's: {med[names[3]] / med[names[1]]:.2f}x")
+        if args.peak:
+            torch.manual_seed(0)
+            per_image = train_flops_per_image(create_model(name, NUM_CLASSES))
+            achieved = per_image * args.batch / med[names[1]] / 1e9
+            peak, where = conv_peak(args.batch, args.rounds)
+            print(f"  {per_image / 1e9:.2f} GFLOP per training image: {achieved:.0f} GFLOP/s = {achieved / peak:.0%} "
+                  f"of the bf16 channels_last 3x3 convolution peak measured now ({peak:.0f} GFLOP/s, {where})")
 
 
 if __name__ == "__main__":

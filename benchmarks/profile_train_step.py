@@ -1,6 +1,7 @@
-"""Where the time of one CPU training step goes, per op family (issue #18): svtr_tiny with this round's attention and
-with session 6's (torch's bf16 SDPA for Global mixing), and crnn, as cllstr's Trainer runs them on a CPU (bf16
-autocast, channels_last), b128 32x100, CTC + AdamW + clip. torch.profiler's self CPU time of every op is summed by
+"""Where the time of one CPU training step goes, per op family (issue #18): svtr_tiny and crnn as cllstr's Trainer
+runs them on a CPU (bf16 autocast, channels_last, the fused ``cllstr.ops.ctc_loss``) and, for the before/after
+columns, with the loss computed the reference trainers' way (float32 copy, log_softmax, ``F.ctc_loss``); b128 32x100,
+CTC + AdamW + clip. torch.profiler's self CPU time of every op is summed by
 family; the step time is measured outside the profiler (its overhead is not in it).
 
     python benchmarks/profile_train_step.py [--steps 2] [--batch 128]
@@ -20,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 from cllstr.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train_vs_ref import NUM_CLASSES, batch, make_step, session6_attention  # noqa: E402
+from bench_train_vs_ref import NUM_CLASSES, batch, fused_loss, make_step, unfused_loss  # noqa: E402
 
 # First match wins: (family, substrings of the op name).
 FAMILIES = [
@@ -67,10 +68,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     args = ap.parse_args()
     images, targets, lengths = batch(args.batch)
-    torch.manual_seed(0)
-    svtr = make_step(create_model("svtr_tiny", NUM_CLASSES), images, targets, lengths, lambda m, x: m(x), True)
-    crnn = make_step(create_model("crnn", NUM_CLASSES), images, targets, lengths, lambda m, x: m(x), True)
-    runs = {"svtr_tiny, session 6 attention": session6_attention(svtr), "svtr_tiny, this round": svtr, "crnn": crnn}
+    runs = {}
+    for name in ("svtr_tiny", "crnn"):
+        torch.manual_seed(0)
+        model = create_model(name, NUM_CLASSES)
+        for tag, loss in (("unfused loss", unfused_loss), ("fused loss", fused_loss)):
+            runs[f"{name}, {tag}"] = make_step(model, images, targets, lengths, lambda m, x: m(x), True, loss)
     results = {name: profile_step(fn, args.steps) for name, fn in runs.items()}
     names = list(results)
     order = [f for f, _ in FAMILIES] + ["other"]

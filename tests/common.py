@@ -10,6 +10,32 @@ from types import ModuleType
 
 import pytest
 
+
+class OpLog:
+    """Context manager recording every operator that reaches the dispatcher (what ran, not what was asked for)."""
+
+    def __init__(self) -> None:
+        self.ops: list = []
+        self._mode = None
+
+    def __enter__(self) -> OpLog:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        log = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                log.ops.append(func)
+                return func(*args, **(kwargs or {}))
+
+        self._mode = _Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
+
+
 #: Set by ``conftest.py`` from ``--require-native`` / ``CLLSTR_REQUIRE_NATIVE=1``: a missing build fails, not skips.
 REQUIRE_NATIVE = False
 

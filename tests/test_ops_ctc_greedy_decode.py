@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from cllstr.ops import NativeUnavailableError, ctc_greedy_decode, has_kernel, reference_ctc_greedy_decode
-from tests.common import devices, require_kernel
+from tests.common import OpLog, devices, require_kernel
 
 NATIVE_OP = torch.ops.cllstr.ctc_greedy_decode.default if hasattr(torch.ops.cllstr, "ctc_greedy_decode") else None
 
@@ -21,24 +20,12 @@ def native_cpu() -> None:
     require_kernel("ctc_greedy_decode", "cpu")
 
 
-class _OpLog(TorchDispatchMode):
-    """Records every operator that reaches the dispatcher (what ran, not what was asked for)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(func)
-        return func(*args, **(kwargs or {}))
-
-
 def run_native(device: str, *args, **kwargs) -> tuple:
     """``ctc_greedy_decode(*args, backend="native")``, asserting the native ``device`` kernel is what ran: the kernel
     is registered for the device, the call dispatched ``cllstr::ctc_greedy_decode`` and no aten op of the reference."""
     require_kernel("ctc_greedy_decode", device)
     assert has_kernel("ctc_greedy_decode", device)
-    with _OpLog() as log:
+    with OpLog() as log:
         out = ctc_greedy_decode(*args, backend="native", **kwargs)
     assert log.ops == [NATIVE_OP], f"expected only the native op to run, got {log.ops}"
     return out

@@ -25,7 +25,7 @@ def test_ctc_parity_on_capped_cpu_capability(capability: str) -> None:
     assert probe.stdout.strip() == capability.upper(), probe.stdout
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "native_matches_reference and not cuda",
-         "tests/test_ops_ctc_greedy_decode.py", "tests/test_ops_ctc_beam_search.py"],
+         "tests/test_ops_ctc_greedy_decode.py", "tests/test_ops_ctc_beam_search.py", "tests/test_ops_ctc_loss.py"],
         env=env, capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "failed" not in run.stdout

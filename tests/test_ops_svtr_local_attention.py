@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from cllstr.ops import (
     NativeUnavailableError,
@@ -16,7 +15,7 @@ from cllstr.ops import (
     reference_svtr_local_attention,
     svtr_local_attention,
 )
-from tests.common import devices, require_kernel
+from tests.common import OpLog, devices, require_kernel
 
 OP = "svtr_local_attention"
 _HAS_OP = hasattr(torch.ops.cllstr, OP)
@@ -24,23 +23,11 @@ NATIVE_FWD = torch.ops.cllstr.svtr_local_attention.default if _HAS_OP else None
 NATIVE_BWD = torch.ops.cllstr.svtr_local_attention_backward.default if _HAS_OP else None
 
 
-class _OpLog(TorchDispatchMode):
-    """Records every operator that reaches the dispatcher (what ran, not what was asked for)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(func)
-        return func(*args, **(kwargs or {}))
-
-
 def run_native(device: str, q, k, v, grid, window, scale=None) -> torch.Tensor:
     """``svtr_local_attention(..., backend="native")``, asserting the native ``device`` kernel is what ran."""
     require_kernel(OP, device)
     assert has_kernel(OP, device)
-    with _OpLog() as log:
+    with OpLog() as log:
         out = svtr_local_attention(q, k, v, grid, window, scale, backend="native")
     assert log.ops == [NATIVE_FWD], f"expected only the native op to run, got {log.ops}"
     return out
@@ -155,7 +142,7 @@ def test_native_gradients_match_reference(device: str, case: Case) -> None:
     require_kernel(OP, device)
     q, k, v = make_qkv(case, device)
     grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(7)).to(device)
-    with _OpLog() as log:
+    with OpLog() as log:
         got = _grads(lambda a, b, c: svtr_local_attention(a, b, c, case.grid, case.window, backend="native"),
                      q, k, v, grad_out)
     assert NATIVE_FWD in log.ops and NATIVE_BWD in log.ops

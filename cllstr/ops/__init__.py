@@ -7,6 +7,7 @@ implementation.
 from cllstr.ops._native import HAS_NATIVE, NATIVE_ERROR, NativeUnavailableError, has_kernel
 from cllstr.ops.ctc_beam_search import ctc_beam_search, reference_ctc_beam_search
 from cllstr.ops.ctc_greedy_decode import ctc_greedy_decode, reference_ctc_greedy_decode
+from cllstr.ops.ctc_loss import ctc_loss, reference_ctc_loss
 from cllstr.ops.svtr_local_attention import (
     local_window_mask,
     reference_svtr_local_attention,
@@ -19,10 +20,12 @@ __all__ = [
     "NativeUnavailableError",
     "ctc_beam_search",
     "ctc_greedy_decode",
+    "ctc_loss",
     "has_kernel",
     "local_window_mask",
     "reference_ctc_beam_search",
     "reference_ctc_greedy_decode",
+    "reference_ctc_loss",
     "reference_svtr_local_attention",
     "svtr_local_attention",
 ]

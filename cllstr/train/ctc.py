@@ -12,15 +12,17 @@ tokens of right-to-left scripts (Arabic) are reversed, as the reference ``CTCLab
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from cllstr.ops.ctc_loss import ctc_loss
 from cllstr.text.ctc import EncodedTargets
 
 __all__ = ["CTCLoss"]
 
 
 class CTCLoss:
-    """Mean CTC loss over ``(B, T, C)`` logits, computed in float32, counting infeasible samples.
+    """Mean CTC loss over ``(B, T, C)`` logits, accumulated in float32, counting infeasible samples.
+
+    Runs :func:`cllstr.ops.ctc_loss` (the log-softmax fused in; the native kernel reads bfloat16 logits as they are).
 
     Attributes:
         infeasible: Infeasible samples seen since construction (or the last :meth:`reset`).
@@ -54,8 +56,7 @@ class CTCLoss:
             raise ValueError(f"CTC targets cover {enc.lengths.numel()} samples but logits have batch {b}")
         self.seen += b
         self.infeasible += sum(1 for f in enc.frames if f > t)
-        log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)
         dev = logits.device
         input_lengths = torch.full((b,), t, dtype=torch.long, device=dev)
-        return F.ctc_loss(log_probs, enc.targets.to(dev), input_lengths, enc.lengths.to(dev),
-                          blank=self.blank, reduction="mean", zero_infinity=self.zero_infinity)
+        return ctc_loss(logits, enc.targets.to(dev), input_lengths, enc.lengths.to(dev), blank=self.blank,
+                        reduction="mean", zero_infinity=self.zero_infinity)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cllstr.models import prediction_kind
+from cllstr.ops.ctc_loss import ctc_loss
 from cllstr.text.ctc import EncodedTargets, encode_targets
 from cllstr.train import grouping as G
 from cllstr.train.attn import AttnLoss, encode_attn_targets
@@ -148,10 +149,9 @@ class GroupedObjective(Objective):
         self.criterion.seen += b
         self.criterion.infeasible += sum(1 for f in enc.frames if f > t)
         dev = head_logits.device
-        log_probs = F.log_softmax(head_logits.float(), dim=-1).permute(2, 0, 1, 3).reshape(t, m * b, k)
         lengths = enc.lengths.to(dev).repeat(m)
-        nll = F.ctc_loss(log_probs, enc.targets.to(dev).repeat(m), torch.full((m * b,), t, dtype=torch.long,
-                         device=dev), lengths, blank=self.criterion.blank, reduction="none", zero_infinity=True)
+        nll = ctc_loss(head_logits.reshape(m * b, t, k), enc.targets.to(dev).repeat(m), torch.full(
+            (m * b,), t, dtype=torch.long, device=dev), lengths, blank=self.criterion.blank, reduction="none")
         return (nll / lengths.clamp(min=1)).view(m, b).transpose(0, 1)
 
     def task_head_probs(self) -> torch.Tensor:
