@@ -149,6 +149,28 @@ def test_torch_export_keeps_the_op() -> None:
 
 
 @pytest.mark.usefixtures("native_cpu")
+@pytest.mark.parametrize("backend", ["auto", "native"])
+def test_torch_compile_sees_one_graph_with_the_op_and_the_fused_loss(backend: str) -> None:
+    """No graph break in a training forward (model + CTC loss) under bf16 autocast: the ops' kernel lookups are dict
+    reads that Dynamo traces, not dispatcher queries."""
+    from cllstr.device import autocast
+    from cllstr.ops import ctc_loss
+
+    model = create_model("svtr_tiny", NUM_CLASSES, local_backend=backend).train()
+    targets, lengths = torch.tensor([1, 2, 3, 4, 5]), torch.tensor([2, 3])
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        with autocast(torch.device("cpu"), torch.bfloat16):
+            logits = model(x)
+        return ctc_loss(logits, targets, None, lengths, backend=backend)
+
+    explained = torch._dynamo.explain(loss)(torch.rand(2, 3, 32, 100))
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
+    ops = {str(n.target) for g in explained.graphs for n in g.graph.nodes if n.op == "call_function"}
+    assert any(OP in t for t in ops) and any("ctc_loss" in t for t in ops)
+
+
+@pytest.mark.usefixtures("native_cpu")
 def test_tracing_exports_masked_attention() -> None:
     """TorchScript tracing (the path of ONNX export) records masked attention, which ONNX can express."""
     model = create_model("svtr_tiny", NUM_CLASSES, drop_path_rate=0.0).eval()

@@ -130,7 +130,8 @@ def ctc_loss(logits: Tensor, targets: Tensor, input_lengths: Tensor | None, targ
     if backend == "reference":
         return reference_ctc_loss(logits, targets, input_lengths, target_lengths, blank, reduction, zero_infinity)
     if backend == "native":
-        require_native(OP, logits.device.type)
+        if not _KERNELS.get(logits.device.type, False):  # a dict read: torch.compile traces it
+            require_native(OP, logits.device.type)
     elif backend != "auto":
         raise ValueError(f"{OP}: backend must be 'auto', 'native' or 'reference', got {backend!r}")
     elif not use_native(logits):

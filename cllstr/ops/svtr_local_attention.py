@@ -149,7 +149,8 @@ def svtr_local_attention(q: Tensor, k: Tensor, v: Tensor, grid: Sequence[int], w
     if backend == "reference":
         return reference_svtr_local_attention(q, k, v, g, w, scale)
     if backend == "native":
-        require_native(OP, q.device.type)
+        if not _KERNELS.get(q.device.type, False):  # a dict read, traced by torch.compile (the dispatcher query is not)
+            require_native(OP, q.device.type)
     elif backend != "auto":
         raise ValueError(f"{OP}: backend must be 'auto', 'native' or 'reference', got {backend!r}")
     elif not use_native(q):
