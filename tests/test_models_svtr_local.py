@@ -75,9 +75,13 @@ def test_reference_backend_never_calls_the_op(op_calls: list) -> None:
 def test_bad_backend_and_missing_native(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="local attention backend"):
         create_model("svtr_tiny", NUM_CLASSES, local_backend="fast")
+    import importlib
+
     import cllstr.ops._native as native
 
-    monkeypatch.setattr(native, "HAS_NATIVE", False)
+    monkeypatch.setattr(native, "HAS_NATIVE", False)  # the library as if it had not loaded: no kernel table either
+    monkeypatch.setattr(importlib.import_module("cllstr.ops.svtr_local_attention"), "_KERNELS",
+                        {"cpu": False, "cuda": False})
     model = create_model("svtr_tiny", NUM_CLASSES, local_backend="native")
     with pytest.raises(NativeUnavailableError):
         model(torch.rand(1, 3, 32, 100))

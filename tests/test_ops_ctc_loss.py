@@ -304,3 +304,14 @@ def test_trainer_ctc_loss_uses_the_fused_op_and_matches_the_reference() -> None:
                       torch.full((CASES[7].B,), CASES[7].T), tl, zero_infinity=True)
     torch.testing.assert_close(loss, want, rtol=1e-5, atol=1e-5)
     assert crit.seen == CASES[7].B
+
+
+def test_native_request_without_kernel_explains_rebuild(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cllstr.ops import NativeUnavailableError
+
+    native = importlib.import_module("cllstr.ops._native")
+    monkeypatch.setattr(native, "HAS_NATIVE", False)
+    monkeypatch.setattr(native, "NATIVE_ERROR", "ImportError: simulated")
+    monkeypatch.setattr(importlib.import_module("cllstr.ops.ctc_loss"), "_KERNELS", {"cpu": False, "cuda": False})
+    with pytest.raises(NativeUnavailableError, match="pip install --no-build-isolation -e ."):
+        ctc_loss(**_args(), backend="native")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 
@@ -252,6 +253,8 @@ def test_native_request_without_kernel_explains_rebuild(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(native, "HAS_NATIVE", False)
     monkeypatch.setattr(native, "NATIVE_ERROR", "ImportError: simulated")
+    monkeypatch.setattr(importlib.import_module("cllstr.ops.svtr_local_attention"), "_KERNELS",
+                        {"cpu": False, "cuda": False})
     q = torch.randn(1, 1, 3, 4)
     with pytest.raises(NativeUnavailableError, match="pip install --no-build-isolation -e ."):
         svtr_local_attention(q, q, q, (1, 3), (1, 3), backend="native")
