@@ -143,12 +143,18 @@ def train_flops_per_image(model: torch.nn.Module, n: int = 8) -> float:
     return counter.get_total_flops() / n
 
 
+def spread(times: dict[str, list[float]], num: str, den: str) -> str:
+    """Median of the per-round ratios time(num) / time(den), with their range (this VM's noise)."""
+    r = [a / b for a, b in zip(times[num], times[den], strict=True)]
+    return f"{statistics.median(r):5.2f}x [{min(r):.2f}-{max(r):.2f}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", type=Path, required=True, help="a ku21fan/CLL-STR checkout")
     ap.add_argument("--models", nargs="+", choices=sorted(PAIRS), default=["svtr", "crnn"])
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (this VM's per-round noise is ~10%%)")
     ap.add_argument("--iters", type=int, default=2, help="timed steps per path and round (after one warm-up)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--session6", action="store_true", help="svtr: also the attention of session 6")
@@ -183,11 +189,11 @@ def main() -> None:
         print(f"\n{key}: b{args.batch} 32x100 CTC + AdamW + clip, {args.threads} threads, median of {args.rounds} "
               f"rounds x {args.iters} steps")
         for k, t in med.items():
-            print(f"  {k:52s} {args.batch / t:7.1f} img/s   {med[base] / t:5.2f}x CLL-STR")
+            print(f"  {k:52s} {args.batch / t:7.1f} img/s   {spread(times, base, k)} CLL-STR")
         names = list(med)
-        print(f"  fused CTC loss vs unfused: {med[names[2]] / med[names[1]]:.2f}x")
+        print(f"  fused CTC loss vs unfused: {spread(times, names[2], names[1])}")
         if len(names) == 4:
-            print(f"  this attention vs session 6's: {med[names[3]] / med[names[1]]:.2f}x")
+            print(f"  this attention vs session 6's: {spread(times, names[3], names[1])}")
         if args.peak:
             torch.manual_seed(0)
             per_image = train_flops_per_image(create_model(name, NUM_CLASSES))
