@@ -120,6 +120,8 @@ def test_csv_json_and_plots_written(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "report" / "summary.json").read_text(encoding="utf-8"))
     assert data["columns"] == [*SCRIPT_ORDER, "Avg", "Avg low-resource"]
     assert data["rows"] == ["Monolingual", "All", "All but LAT"]
+    assert data["files"] and all(not Path(f).is_absolute() and (tmp_path / "report" / f).is_file()
+                                 for f in data["files"])
     pngs = [Path(p) for p in summary["files"] if p.endswith(".png")]
     assert {p.name for p in pngs} == {f"{kind}_SVTR-T{suffix}.png" for kind in ("gain_heatmap", "bars")
                                       for suffix in ("", "_one_minus_ned", "_cer")}

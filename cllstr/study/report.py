@@ -330,7 +330,9 @@ def write_report(study_dir: str | Path, out_dir: str | Path | None = None, plots
         md += ["## Unfinished runs", "", *[f"- {r['hash']}: {r['model']} | {r['mixture']} | seed {r['seed']} "
                                            f"({r['state']})" for r in failed], ""]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
-    atomic_write_json(out / "summary.json", summary)
+    # The files relative to the report folder in the JSON (it is committed with results; no machine paths).
+    atomic_write_json(out / "summary.json", {**summary, "files": [str(Path(f).relative_to(out))
+                                                                   for f in summary["files"]]})
     summary["files"] += [str(out / "report.md"), str(out / "summary.json")]
     return summary
 
