@@ -179,8 +179,11 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
       if (n_chars <= r) break;  // uniform
     }
     // Pruning by cumulative probability (one thread), then the beam update. The barrier first: every thread has
-    // read s_nchars of the last selection round before thread 0 rewrites it.
+    // read s_nchars of the last selection round before thread 0 rewrites it. The beam count is read here, before the
+    // next barrier: the one-thread update below rewrites s_n while a slower warp could otherwise still be about to
+    // read it, and a warp that read the new count could take the other branch and wait at a different barrier.
     __syncthreads();
+    const int32_t n_beams = s_n;
     const double norm = static_cast<double>(s_norm);
     auto lp = [&](int64_t c) { return static_cast<double>(static_cast<float>(x[c])) - norm; };
     if (threadIdx.x == 0) {
@@ -195,7 +198,6 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ data, const int6
     }
     __syncthreads();
     n_chars = s_nchars;
-    const int32_t n_beams = s_n;
     const int32_t n_cands = beam::enumerated_step_size(n_beams, n_chars);
     if (!trie.enabled && n_cands <= max_cands) {  // uniform
       // every (beam, class) candidate by its own thread, then each one's rank by its own thread

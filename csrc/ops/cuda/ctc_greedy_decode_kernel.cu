@@ -13,6 +13,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
+#include <limits>
+
 #include "ops/ctc_greedy_decode.h"
 
 namespace cllstr {
@@ -142,6 +145,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ctc_greedy_decode_cuda(const at::
   at::Tensor best = at::empty({B, T}, logits.options().dtype(at::kLong));
   at::Tensor logp = at::empty({B, T}, logits.options().dtype(at::kFloat));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  TORCH_CHECK(B * T <= std::numeric_limits<int32_t>::max(), "ctc_greedy_decode (CUDA kernel): logits has ", B * T,
+              " rows (batch x time), more than one launch takes (2^31 - 1)");
   if (B * T > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "ctc_greedy_decode_cuda", [&] {
       row_stats_kernel<scalar_t><<<static_cast<unsigned>(B * T), kThreads, 0, stream>>>(

@@ -17,6 +17,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #include "ops/svtr_local_attention.h"
@@ -78,7 +79,7 @@ struct Region {
     if constexpr (kShared) {
       return sh[((ky - ylo) * C + (kx - xlo)) * d + c];
     } else {
-      return static_cast<acc_t>(g[static_cast<int64_t>(ky * W + kx) * rs + c]);
+      return static_cast<acc_t>(g[(static_cast<int64_t>(ky) * W + kx) * rs + c]);
     }
   }
 };
@@ -284,7 +285,8 @@ Launch plan(const LocalWindow& g, int64_t BH, int d, size_t elem) {
     smem = 0;
   }
   const int64_t tiles = (g.W + tile - 1) / tile;
-  TORCH_CHECK(tiles <= 65535 && g.H <= 65535, "svtr_local_attention (CUDA kernel): grid ", g.H, "x", g.W,
+  TORCH_CHECK(tiles <= 65535 && g.H <= 65535 && BH <= std::numeric_limits<int32_t>::max(),
+              "svtr_local_attention (CUDA kernel): grid ", g.H, "x", g.W, " with batch x heads ", BH,
               " is too large for one launch");
   return {dim3(static_cast<unsigned>(BH), static_cast<unsigned>(g.H), static_cast<unsigned>(tiles)),
           dim3(static_cast<unsigned>(32 * tile)), tile, smem};
