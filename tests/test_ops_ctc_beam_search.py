@@ -89,6 +89,10 @@ def sample_inputs(device: str) -> list[Case]:
                       {"blank": 140, "beam_width": 8, "top_k": 2}))
     cases.append(Case("beam_over_buckets", _peaked(2, 4, 150, g), torch.tensor([4, 3]), {"beam_width": 70,
                                                                                         "top_k": 5}))
+    # More candidates (beam x classes = 5000) than the CUDA kernel's one-pass selection holds (2304), no lexicon: the
+    # path where one thread rewrites the beam count between barriers.
+    cases.append(Case("many_candidates", (torch.randn(2, 6, 100, generator=g) * 3).log_softmax(-1),
+                      torch.tensor([6, 5]), {"beam_width": 50, "top_k": 4}))
     for c in cases:
         c.log_probs, c.lengths = c.log_probs.to(device), c.lengths.to(device)
     return cases
