@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
 from cllstr.checkpoint import load_model
-from cllstr.data.loading.decode import decode_image, resize_fixed, resize_keep_ratio, to_batch_tensor
+from cllstr.data.loading.decode import decode_image, prepare_image, resize_fixed, resize_keep_ratio, to_batch_tensor
 from cllstr.decoding.ctc import DecoderConfig, Hypothesis, beam_decode_logits
 from cllstr.decoding.heads import check_decoder, decode_head, forward_logits
 from cllstr.device import autocast, resolve_amp_dtype, resolve_device
@@ -105,29 +106,37 @@ class Recognizer:
         return cls(loaded.model, loaded.charset, image["img_h"], image["img_w"], image["rgb"], image["keep_ratio"],
                    device, precision, batch_size, **decoding)
 
+    def load(self, item: ImageInput) -> np.ndarray:
+        """One image (a path, encoded bytes or a PIL image) decoded as a viewer shows it and resized.
+
+        Returns:
+            ``uint8`` array ``(img_h, img_w, C)``.
+
+        Raises:
+            FileNotFoundError / ValueError: a path that cannot be read / does not decode (the message names it).
+        """
+        mode = "RGB" if self.rgb else "L"
+        if isinstance(item, Image.Image):
+            img = prepare_image(item, mode, upright=True)
+        elif isinstance(item, bytes):
+            img = decode_image(item, mode, (self.img_w, self.img_h), upright=True)
+        elif isinstance(item, (str, Path)):
+            try:
+                data = Path(item).read_bytes()
+            except OSError as e:
+                raise FileNotFoundError(f"cannot read image {item}: {e}") from e
+            try:
+                img = decode_image(data, mode, (self.img_w, self.img_h), upright=True)
+            except Exception as e:
+                raise ValueError(f"cannot decode image {item}: {e}") from e
+        else:
+            raise TypeError(f"unsupported image input {type(item).__name__}; use a path, bytes or a PIL image")
+        resize = resize_keep_ratio if self.keep_ratio else resize_fixed
+        return resize(img, self.img_w, self.img_h)
+
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Load and resize images (paths, encoded bytes or PIL images) into a batch ``(B, C, H, W)`` in [-1, 1]."""
-        mode = "RGB" if self.rgb else "L"
-        arrays = []
-        for item in images:
-            if isinstance(item, Image.Image):
-                img = item.convert(mode) if item.mode != mode else item
-            elif isinstance(item, bytes):
-                img = decode_image(item, mode, (self.img_w, self.img_h))
-            elif isinstance(item, (str, Path)):
-                try:
-                    data = Path(item).read_bytes()
-                except OSError as e:
-                    raise FileNotFoundError(f"cannot read image {item}: {e}") from e
-                try:
-                    img = decode_image(data, mode, (self.img_w, self.img_h))
-                except Exception as e:
-                    raise ValueError(f"cannot decode image {item}: {e}") from e
-            else:
-                raise TypeError(f"unsupported image input {type(item).__name__}; use a path, bytes or a PIL image")
-            resize = resize_keep_ratio if self.keep_ratio else resize_fixed
-            arrays.append(resize(img, self.img_w, self.img_h))
-        return to_batch_tensor(arrays)
+        return to_batch_tensor([self.load(item) for item in images])
 
     def predict_tensor(self, images: torch.Tensor) -> list[Prediction]:
         """Recognise a prepared batch ``(B, C, H, W)`` in [-1, 1]."""

@@ -1,7 +1,8 @@
 """``cllstr predict``: recognise image files (or a folder) with a checkpoint; prints or writes JSON / TSV.
 
 Images that cannot be read or decoded are reported on stderr (one line each) and left out of the output; the
-command then exits with 1 after writing the others.
+command then exits with 1 after writing the others. Files of a ``--folder`` without an image extension are counted in
+a warning, never dropped silently.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from pathlib import Path
 
 import typer
 
-from cllstr.atomic import atomic_write_text
+from cllstr.atomic import atomic_write_bytes
 from cllstr.cli.errors import fail, one_line, usage
 
-_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+_EXTENSIONS = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pbm", ".pgm",
+               ".ppm", ".pnm"}
 
 
 def _recognise(rec, paths: list[Path], batch_size: int, show_progress: bool) -> tuple[list, list[str]]:
     """Predictions for ``paths`` (None for an unreadable image) and the one-line problems found."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cllstr.data.loading.decode import to_batch_tensor
 
     preds: list = []
     problems: list[str] = []
@@ -29,17 +33,31 @@ def _recognise(rec, paths: list[Path], batch_size: int, show_progress: bool) -> 
         task = bar.add_task("predict", total=len(paths))
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            try:
-                preds.extend(rec.predict(chunk))
-            except (OSError, ValueError):  # find the bad image(s) of this batch, keep the others
-                for p in chunk:
-                    try:
-                        preds.extend(rec.predict([p]))
-                    except (OSError, ValueError) as e:
-                        preds.append(None)
-                        problems.append(one_line(e))
+            arrays: list = []
+            for p in chunk:  # a bad image drops out here; the rest of its batch still runs as one batch
+                try:
+                    arrays.append(rec.load(p))
+                except (OSError, ValueError) as e:
+                    arrays.append(None)
+                    problems.append(one_line(e))
+            good = [a for a in arrays if a is not None]
+            done = iter(rec.predict_tensor(to_batch_tensor(good)) if good else ())
+            preds.extend(None if a is None else next(done) for a in arrays)
             bar.advance(task, len(chunk))
     return preds, problems
+
+
+def _list_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The images of ``folder`` (by extension, sorted) and the other files in it (left out, reported)."""
+    files = sorted(p for p in folder.iterdir() if not p.is_dir())
+    images = [p for p in files if p.suffix.lower() in _EXTENSIONS]
+    return images, [p for p in files if p.suffix.lower() not in _EXTENSIONS]
+
+
+def _encode(text: str, fmt: str) -> bytes:
+    """``text`` as UTF-8. A file name that is not UTF-8 keeps its bytes in TSV (as ``ls`` prints it) and becomes a
+    ``\\udcXX`` escape in JSON (``os.fsencode(json.load(...)[i]["path"])`` gives the bytes back)."""
+    return text.encode("utf-8", "surrogateescape" if fmt == "tsv" else "backslashreplace")
 
 
 def predict(
@@ -76,9 +94,14 @@ def predict(
     if folder is not None:
         if not folder.is_dir():
             usage(f"folder not found: {folder}", "--folder")
-        paths += sorted(p for p in folder.iterdir() if p.suffix.lower() in _EXTENSIONS)
+        images_in, others = _list_folder(folder)
+        paths += images_in
         if not paths:
             fail(f"no image ({', '.join(sorted(_EXTENSIONS))}) in {folder}")
+        if others:
+            names = ", ".join(p.name for p in others[:3]) + (", ..." if len(others) > 3 else "")
+            typer.echo(f"warning: left out {len(others)} file(s) of {folder} without an image extension: {names}",
+                       err=True)
     if not paths:
         usage("give image files or --folder")
     if decoder not in ("greedy", "beam"):
@@ -128,9 +151,9 @@ def predict(
                        + "".join(f"\t{h.text}\t{h.log_prob:.4f}" for h in (r.alternatives if top_k > 1 else ()))
                        + "\n" for p, r in done)
     if output is not None:
-        atomic_write_text(output, text)
+        atomic_write_bytes(output, _encode(text, fmt))
     else:
-        typer.echo(text, nl=False)
+        typer.echo(_encode(text, fmt), nl=False)
     for line in problems:
         typer.echo(f"error: {line}", err=True)
     if problems:

@@ -11,6 +11,11 @@ Pillow's draft mode: the smallest reduced DCT scale (1/2, 1/4, 1/8) still at lea
 decoding work for large crops but different pixels (a speed option for training; ``benchmarks/bench_loader.py``
 measures it). Fixed resize (32x100, bicubic) and keep-ratio resize with right padding by edge replication follow the
 reference ``ResizeNormalize`` / ``NormalizePAD``.
+
+Images come out as a viewer shows them (:func:`prepare_image`): 16-bit grey scaled to 8 bits (Pillow's own
+conversion clips it to white), anything transparent (an alpha channel or a PNG/GIF transparent colour) composited on
+white instead of showing the hidden pixels, and, for a user's photographs (``upright=True``), turned by their EXIF
+orientation; dataset records keep their stored orientation, as the reference loaders and DALI read them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from cllstr.data.loading.augment import Augment
 from cllstr.data.loading.spec import LoaderSpec
@@ -37,6 +42,7 @@ __all__ = [
     "decode_image",
     "normalize_images",
     "parallel_for",
+    "prepare_image",
     "resize_fixed",
     "resize_into",
     "resize_keep_ratio",
@@ -54,7 +60,7 @@ _INTERPOLATION = {
 
 
 def decode_image(
-    buf: bytes, mode: str = "RGB", size: tuple[int, int] | None = None, *, draft: bool = False
+    buf: bytes, mode: str = "RGB", size: tuple[int, int] | None = None, *, draft: bool = False, upright: bool = False
 ) -> Image.Image:
     """Decode encoded image bytes with Pillow (at full scale unless ``draft``).
 
@@ -64,6 +70,9 @@ def decode_image(
         size: ``(width, height)`` the image will be resized to.
         draft: With ``size``, decode a JPEG at the smallest reduced DCT scale still at least ``size`` (faster for
             large crops, but not the reference's pixels).
+        upright: Turn the image by its EXIF orientation (:func:`prepare_image`). Off for dataset records: the
+            reference loaders, DALI's decoders and the LMDB writers all take the pixels as stored; on for a user's
+            photographs (``cllstr predict``, the :class:`~cllstr.recognizer.Recognizer`).
 
     Returns:
         The decoded image in ``mode``.
@@ -71,16 +80,61 @@ def decode_image(
     Raises:
         OSError / ValueError / Image.DecompressionBombError: for corrupt or unreadable data.
     """
-    img = Image.open(io.BytesIO(buf))
+    try:
+        img = Image.open(io.BytesIO(buf))
+    except UnidentifiedImageError:  # Pillow's message names the BytesIO object, not the data
+        raise UnidentifiedImageError("not an image, or in a format Pillow cannot read") from None
     if draft and size is not None and img.format == "JPEG":
-        img.draft(mode, size)
+        img.draft(mode, size[::-1] if upright and _orientation(img) in _SWAPS_SIDES else size)
     img.load()
+    return prepare_image(img, mode, upright=upright)
+
+
+#: EXIF orientation → the transpose that shows the image upright (orientation 1 or none: as stored).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES = {5, 6, 7, 8}
+_EXIF_ORIENTATION = 0x0112
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation of ``img`` (1 when it has none, or a damaged EXIF block)."""
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block leaves the pixels readable, as stored
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def prepare_image(img: Image.Image, mode: str = "RGB", *, upright: bool = False) -> Image.Image:
+    """``img`` as a viewer shows it, in ``mode``: 16-bit grey scaled to 8 bits, transparency (alpha, or a
+    transparent colour of a PNG/GIF) composited on white, and with ``upright`` turned by its EXIF orientation.
+
+    Args:
+        img: A Pillow image of any mode.
+        mode: ``"RGB"`` or ``"L"``.
+        upright: Apply the EXIF orientation (see :func:`decode_image`).
+
+    Raises:
+        ValueError: for an image with zero width or height.
+    """
+    transpose = _UPRIGHT.get(_orientation(img)) if upright else None
+    if transpose is not None:
+        img = img.transpose(transpose)
+    if img.mode.startswith("I;16"):  # 0..65535; Pillow's convert clips everything above 255 to white
+        img = Image.fromarray((np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8), "L")
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     if img.mode != mode:
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            # Composite transparent images on white, as a viewer shows them, instead of on black.
-            rgba = img.convert("RGBA")
-            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(bg, rgba)
         img = img.convert(mode)
     if img.width == 0 or img.height == 0:
         raise ValueError("image has zero width or height")
