@@ -11,7 +11,7 @@ import pytest
 
 from cllstr.scripts import SCRIPT_ORDER
 from cllstr.study.presets import get_preset
-from cllstr.study.report import stat, write_report
+from cllstr.study.report import _scope, stat, write_report
 from cllstr.study.runner import StudyRunner
 from cllstr.study.worker import EVAL_FILE, write_status
 
@@ -157,3 +157,12 @@ def test_findings_cover_every_metric_and_say_tie(tmp_path: Path) -> None:
     assert "tied on 6" in joint[0]
     assert "beats **Monolingual**" in joint[1] and "1-NED" in joint[1]
     assert "beats **Monolingual**" in joint[2] and "better on 6/6" in joint[2]
+
+
+@pytest.mark.parametrize(("label", "every", "expected"), [
+    ("low-resource", True, "every low-resource language"), ("low-resource", False, "most low-resource languages"),
+    ("all languages", True, "all languages"), ("all languages", False, "most languages"),
+    ("targets", True, "all targets"), ("targets", False, "most targets"), ("", False, "most languages"),
+])
+def test_finding_scope_reads_as_english(label: str, every: bool, expected: str) -> None:
+    assert _scope(label, every) == expected

@@ -224,10 +224,20 @@ def _verdict(n: int, better: int, tied: int) -> str:
     return "ties with" if tied == n else "does not beat"
 
 
+def _scope(label: str, every: bool) -> str:
+    """The languages a finding is about: an adjective (``low-resource``: "every low-resource language", "most
+    low-resource languages") or a plural noun (``targets``: "all targets"; ``all languages``: "most languages")."""
+    if not label:
+        return "every language" if every else "most languages"
+    if label.endswith("s"):
+        noun = label[4:] if label.startswith("all ") else label
+        return f"all {noun}" if every else f"most {noun}"
+    return f"every {label} language" if every else f"most {label} languages"
+
+
 def _findings(res: StudyResults, built: Mapping[str, Any]) -> list[str]:
     """One line per model, row and metric (the primary metric first): on how many focus languages the row wins."""
     focus = res.spec.report.focus
-    label = f"{res.spec.report.focus_label} " if focus else ""
     lines = []
     for model, by_metric in built["gains"].items():
         for metric in res.spec.report.metrics:
@@ -243,7 +253,7 @@ def _findings(res: StudyResults, built: Mapping[str, Any]) -> list[str]:
                                    f"(better in {g['langs'][lang]['wins']}/{stats[lang].n} seeds)" for lang in langs)
                 mean = sum(s.mean for s in stats.values()) / len(langs)
                 verdict = _verdict(len(langs), len(better), len(tied))
-                scope = f"every {label}language" if verdict == "ties with" else f"most {label}languages"
+                scope = _scope(res.spec.report.focus_label if focus else "", every=verdict == "ties with")
                 lines.append(f"{model}: **{row}** {verdict} **{g['baseline']}** on {scope} in "
                              f"{METRIC_TITLES[metric]}: better on {len(better)}/{len(langs)}, tied on {len(tied)}, "
                              f"worse on {len(langs) - len(better) - len(tied)} (mean gain {100 * mean:+.2f} points, "
