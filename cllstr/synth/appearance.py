@@ -25,6 +25,7 @@ __all__ = [
     "perspective_mask",
     "curve_mask",
     "compose",
+    "pixel_axes",
     "add_noise",
     "blur",
     "encode_image",
@@ -34,10 +35,19 @@ Color = tuple[int, int, int]
 Background = Callable[[np.random.Generator, int, int, Color], np.ndarray]
 
 
+def _linear(c: np.ndarray) -> np.ndarray:
+    return np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+#: sRGB -> linear light for the 256 integer levels (the same float64 values the formula gives), and the weights.
+_LINEAR_LUT = _linear(np.arange(256, dtype=np.float64) / 255.0)
+_LUMA = np.array([0.2126, 0.7152, 0.0722])
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    c = rgb.astype(np.float64) / 255.0
-    lin = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    return lin @ np.array([0.2126, 0.7152, 0.0722])
+    if rgb.dtype.kind in "iu" and rgb.size and 0 <= rgb.min() and rgb.max() <= 255:
+        return _LINEAR_LUT[rgb] @ _LUMA  # colours are integer triples: a table lookup instead of a power per channel
+    return _linear(rgb.astype(np.float64) / 255.0) @ _LUMA
 
 
 def contrast_ratio(a: Color | np.ndarray, b: Color | np.ndarray) -> np.ndarray | float:
@@ -69,6 +79,11 @@ def pick_colors(rng: np.random.Generator, min_contrast: float = 3.0, max_contras
     return contrasting_color(rng, bg, min_contrast, max_contrast), bg
 
 
+def pixel_axes(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates as float32 ``(h, 1)`` and ``(1, w)`` arrays (they broadcast to a full grid)."""
+    return np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+
+
 def _jitter(rng: np.random.Generator, color: Color, amount: int) -> np.ndarray:
     return np.clip(np.asarray(color) + rng.integers(-amount, amount + 1, 3), 0, 255)
 
@@ -80,7 +95,7 @@ def _flat(rng: np.random.Generator, h: int, w: int, color: Color) -> np.ndarray:
 def _gradient(rng: np.random.Generator, h: int, w: int, color: Color) -> np.ndarray:
     c2 = _jitter(rng, color, 60)
     theta = rng.uniform(0, np.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = pixel_axes(h, w)
     t = xx * np.cos(theta) / max(w, 1) + yy * np.sin(theta) / max(h, 1)
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     out = np.asarray(color, np.float32) * (1 - t[..., None]) + c2.astype(np.float32) * t[..., None]
@@ -105,7 +120,7 @@ def _stripes(rng: np.random.Generator, h: int, w: int, color: Color) -> np.ndarr
     c2 = _jitter(rng, color, 35)
     period = rng.uniform(3, 12)
     theta = rng.uniform(0, np.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = pixel_axes(h, w)
     band = (np.sin((xx * np.cos(theta) + yy * np.sin(theta)) * 2 * np.pi / period) > 0)[..., None]
     return np.where(band, np.asarray(color, np.uint8), c2.astype(np.uint8))
 

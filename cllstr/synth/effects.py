@@ -13,7 +13,7 @@ import colorsys
 import numpy as np
 from PIL import Image
 
-from cllstr.synth.appearance import Color, contrast_ratio, contrasting_color
+from cllstr.synth.appearance import Color, contrast_ratio, contrasting_color, pixel_axes
 
 __all__ = [
     "dominant_colors",
@@ -79,7 +79,7 @@ def mute(color: Color, amount: float) -> Color:
 def _ramp(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A linear ramp in [-1, 1] along a random direction, ``(h, w)`` float32."""
     theta = rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = pixel_axes(h, w)
     t = (xx - w / 2) * np.cos(theta) / max(w, 1) + (yy - h / 2) * np.sin(theta) / max(h, 1)
     return t / max(float(np.abs(t).max()), 1e-6)
 
@@ -90,7 +90,7 @@ def lighting(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.n
     gain = 1.0 + strength * _ramp(rng, h, w)
     if rng.random() < 0.5:
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        yy, xx = pixel_axes(h, w)
         r2 = ((yy - cy) / max(h, 1)) ** 2 + ((xx - cx) / max(w, 1) / 2) ** 2
         gain = gain + strength * 0.6 * np.exp(-r2 / 0.08)
     return np.clip(img.astype(np.float32) * gain[..., None], 0, 255).astype(np.uint8)
@@ -126,7 +126,7 @@ def occlude(
         th = max(1, int(round(frac * bw)))
         xa = x0 + int(rng.integers(0, max(1, bw - th)))
         slope = rng.uniform(-0.4, 0.4)
-        yy, xx = np.mgrid[0 : img.shape[0], 0 : img.shape[1]]
+        yy, xx = np.ogrid[0 : img.shape[0], 0 : img.shape[1]]
         d = xx - (xa + slope * (yy - y0))
         out[(d >= 0) & (d < th)] = color
     return out

@@ -3,7 +3,8 @@
 Fonts are found through fontconfig (``fc-list``) by the family names of the script registry, or by scanning a user
 folder (``--font-dir``). Every face is addressed as ``(file, index)`` so the right face of a ``.ttc`` collection is
 used per language (``Noto Sans CJK`` holds JP/KR/SC/TC/HK faces in one file). Coverage comes from the face's cmap
-(fontTools), so a word whose characters the face lacks is rejected before rendering: no tofu boxes in the data.
+(:mod:`cllstr.synth.cmap`, fontTools as the fallback), so a word whose characters the face lacks is rejected before
+rendering: no tofu boxes in the data.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from PIL import ImageFont, features
 
 from cllstr.scripts import Script
+from cllstr.synth.cmap import read_cmap
 
 __all__ = [
     "FontFace",
@@ -170,6 +172,9 @@ def face_cmap(path: str, index: int = 0) -> frozenset[int]:
     """Code points the face maps to a real glyph (its best Unicode cmap, ``.notdef`` entries left out)."""
     from fontTools.ttLib import TTFont
 
+    fast = read_cmap(path, index)  # the cmap table alone; fontTools (glyph names and all) when it cannot tell
+    if fast is not None:
+        return fast
     with TTFont(path, fontNumber=index, lazy=True) as font:
         cmap = font.getBestCmap() or {}
     # A code point mapped to .notdef draws the tofu box: it is not covered.
