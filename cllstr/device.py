@@ -11,7 +11,7 @@ import os
 
 import torch
 
-__all__ = ["resolve_device", "resolve_amp_dtype", "autocast", "configure_threads"]
+__all__ = ["resolve_device", "cpu_has_native_bf16", "resolve_amp_dtype", "autocast", "configure_threads"]
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
@@ -26,12 +26,28 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), so that bf16 autocast is faster than fp32.
+
+    Without it oneDNN emulates bf16 and autocast is many times slower (a CRNN training step 15x slower than fp32 on
+    an AVX2-only AMD EPYC), so ``precision="auto"`` means fp32 there.
+    """
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: trust only an explicit request for bf16
+        return False
+
+
 def resolve_amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``precision`` (``auto``/``bf16``/``fp16``/``fp32``) on ``device``; None means fp32."""
+    """Autocast dtype for ``precision`` (``auto``/``bf16``/``fp16``/``fp32``) on ``device``; None means fp32.
+
+    ``auto`` is bf16 on a GPU that supports it (else fp16) and on a CPU with native bf16 (:func:`cpu_has_native_bf16`),
+    fp32 on other CPUs.
+    """
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" else None
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
     if precision not in _DTYPES:
         raise ValueError(f"precision must be one of auto, bf16, fp16, fp32; got {precision!r}")
     dtype = _DTYPES[precision]

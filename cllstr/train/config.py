@@ -126,7 +126,8 @@ class TrainConfig:
         iterations: Total optimiser steps (the OneCycle length).
         val_interval: Validate (and maybe save the best checkpoint) every this many iterations; 0 disables.
         save_interval: Write ``last.pt`` every this many iterations (and at the end).
-        precision: ``auto`` (bf16 on CPU, bf16/fp16 on GPU), ``bf16``, ``fp16`` or ``fp32``.
+        precision: ``auto`` (bf16 on a CPU with native bf16, else fp32; bf16/fp16 on GPU), ``bf16``, ``fp16`` or
+            ``fp32``.
         channels_last: Use the NHWC memory format for images and conv weights.
         sync_bn: In a distributed run, BatchNorm statistics over the global batch (:mod:`cllstr.train.distributed`).
         compile: Wrap the model with ``torch.compile``.
