@@ -89,6 +89,15 @@ def sample_inputs(device: str) -> list[Case]:
                       {"blank": 140, "beam_width": 8, "top_k": 2}))
     cases.append(Case("beam_over_buckets", _peaked(2, 4, 150, g), torch.tensor([4, 3]), {"beam_width": 70,
                                                                                         "top_k": 5}))
+    # The bound is the (M+1)-th largest bucket maximum because the blank can hold one of them: a wide row whose blank
+    # is the most probable class, with the next top_n classes in distinct buckets, needs every one of them (T = 1,
+    # as many hypotheses as classes tried: a bound that ignores the blank loses the last class).
+    blank_top = torch.randn(3, 2, 301, generator=g)
+    for b, classes in enumerate(([5, 70, 200], [299, 1, 64 + 3], [130, 131, 132])):
+        blank_top[b, :, 0] = 12.0
+        blank_top[b, :, classes] = torch.tensor([11.0, 10.5, 10.0])
+    cases.append(Case("wide_blank_on_top", blank_top.log_softmax(-1), torch.tensor([1, 2, 1]),
+                      {"top_n": 3, "beam_width": 4, "top_k": 4}))
     # More candidates (beam x classes = 5000) than the CUDA kernel's one-pass selection holds (2304), no lexicon: the
     # path where one thread rewrites the beam count between barriers.
     cases.append(Case("many_candidates", (torch.randn(2, 6, 100, generator=g) * 3).log_softmax(-1),

@@ -114,8 +114,11 @@ def test_native_matches_reference(case: Case, dtype: torch.dtype) -> None:
     torch.testing.assert_close(got.double(), want, rtol=1e-5 if dtype != torch.float64 else 1e-12,
                                atol=1e-4 if dtype != torch.float64 else 1e-10)
     if dtype in (torch.float32, torch.float64):
-        tol = 2e-6 if dtype == torch.float32 else 1e-12
-        torch.testing.assert_close(got_grad.double(), want_grad.double(), rtol=0, atol=tol)
+        # float32: log-space values of ~30 in magnitude carry ~4e-6 absolute rounding (30 x 1.2e-7), which becomes a
+        # relative error of that size in the exponentiated gradient (measured: 5.0e-6 relative on one entry of
+        # `wide` through the baseline (SSE2) build of the row scans, 2.0e-6 absolute)
+        atol, rtol = (2e-6, 1e-5) if dtype == torch.float32 else (1e-12, 0.0)
+        torch.testing.assert_close(got_grad.double(), want_grad.double(), rtol=rtol, atol=atol)
     else:  # rounded to the low precision: no worse than twice the same-precision PyTorch path's own rounding error,
         # plus one unit in the last place (where that path happens to round exactly, its error is 0)
         _, ref_grad = loss_and_grad(lambda x: reference_ctc_loss(x, targets, il, tl, case.blank, "none"), logits,

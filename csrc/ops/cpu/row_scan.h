@@ -1,7 +1,8 @@
 #pragma once
-// Scans of one row of C class scores for the CTC decoding kernels, with an AVX-512 implementation chosen at run time
-// (ops/cpu/isa_dispatch.h) and a portable one the compiler vectorises for every other processor:
-//   row_top:       the M largest entries except the blank, in one pass against a rising threshold;
+// Scans of one row of C class scores for the CTC decoding kernels, with AVX-512 and AVX2 implementations chosen at
+// run time (ops/cpu/isa_dispatch.h) and a portable one the compiler vectorises for every other processor:
+//   row_top:       the M largest entries except the blank: a lower bound from the maxima of 64 buckets, then one
+//                  pass against a rising threshold;
 //   row_logsumexp: log(sum(exp(x))), the softmax normaliser;
 //   row_pair:      the greedy decoder's inner loop, pipelined over consecutive rows: the maximum of row `next` and,
 //                  for row `cur` whose maximum is already known, the first index of that maximum and sum(exp(x - m)).
@@ -39,19 +40,6 @@ CLLSTR_ALWAYS_INLINE inline void insert_desc(float v, int32_t i, float* vals, in
   idx[pos] = i;
 }
 
-// The first entries fill the list (any non-NaN value, -inf included); returns the index where the threshold
-// phase starts. Shared by both implementations of row_top.
-CLLSTR_ALWAYS_INLINE inline int64_t row_top_fill(const float* x, int64_t C, int64_t blank, int32_t M, float* vals,
-                                                 int32_t* idx, int32_t& n) {
-  int64_t i = 0;
-  for (; i < C && n < M; ++i) {
-    const float v = x[i];
-    if (i == blank || v != v) continue;
-    insert_desc(v, static_cast<int32_t>(i), vals, idx, n, M);
-  }
-  return i;
-}
-
 // Asks for the cache lines of [p, p + bytes) ahead of their use (a no-op where the compiler has no prefetch).
 inline void prefetch_row(const void* p, int64_t bytes) {
 #if defined(__GNUC__)
@@ -60,31 +48,66 @@ inline void prefetch_row(const void* p, int64_t bytes) {
 #endif
 }
 
-// Portable row_top: once the list is full only entries above its last value enter (NaN never does).
+// Software prefetch distance of the row read from memory (override with -DCLLSTR_ROW_PREFETCH_BYTES=N to tune).
+// The pass over a row is short (~3.5 cycles per cache line with the exp arithmetic of the row before), so the
+// distance must cover the memory latency: measured on the 2-core AMD EPYC CI machine for 6400 rows of 4680 fp32,
+// one thread, the pipelined pass ran at 80% of a plain vectorised max over the same bytes with 1 KiB ahead, 83% with
+// 2 KiB, ~102% with 4 KiB, ~125% with 8 KiB (the plain max has no software prefetch) and 114% with 16 KiB. Past the
+// row's end it asks for the next rows of the batch, which follow in memory (x86 prefetches never fault).
+#ifndef CLLSTR_ROW_PREFETCH_BYTES
+#define CLLSTR_ROW_PREFETCH_BYTES 8192
+#endif
+constexpr int64_t kPrefetchBytes = CLLSTR_ROW_PREFETCH_BYTES;
+
+// A lower bound on the M-th largest non-blank entry, from one pass at memory speed: the maxima of 64 disjoint
+// buckets (entry i in bucket i mod 64). M+1 buckets hold an entry >= their (M+1)-th largest maximum and at most one
+// of those entries is the blank. NaN never enters a bucket (the comparison is false), so a bucket's maximum is one
+// of its entries or -inf, and the bound stays valid. -inf when M+1 > 64 or the row is short. The same bound as
+// row_top_floor_avx512, in plain arithmetic the compiler vectorises (eight 8-lane accumulators under AVX2).
+constexpr int kTopBuckets = 64;
+CLLSTR_ALWAYS_INLINE inline float row_top_floor_portable_body(const float* x, int64_t C, int32_t M) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  if (M + 1 > kTopBuckets || C < 2 * kTopBuckets) return ninf;
+  float m[kTopBuckets];
+  for (int j = 0; j < kTopBuckets; ++j) m[j] = ninf;
+  for (int64_t i = 0; i + kTopBuckets <= C; i += kTopBuckets) {
+    for (int j = 0; j < kTopBuckets; ++j) {
+      const float v = x[i + j];
+      m[j] = v > m[j] ? v : m[j];
+    }
+  }  // the tail (< 64 entries) is left out: fewer entries per bucket only lower the bound
+  // The (M+1)-th largest maximum: the largest maximum that at least M+1 maxima reach.
+  float floor = ninf;
+  for (int j = 0; j < kTopBuckets; ++j) {
+    int reach = 0;
+    for (int k = 0; k < kTopBuckets; ++k) reach += m[k] >= m[j] ? 1 : 0;
+    floor = (reach > M && m[j] > floor) ? m[j] : floor;
+  }
+  return floor;
+}
+
+// Portable row_top: entries enter when >= thr while the list is short (thr starts at the floor), > its last value
+// once it is full (NaN never does). Blocks of 32 are tested at once; a block with no candidate costs only the test.
 CLLSTR_ALWAYS_INLINE inline int32_t row_top_portable_body(const float* x, int64_t C, int64_t blank, int32_t M,
                                                           float* vals, int32_t* idx) {
-  int32_t n = 0;
   if (M <= 0) return 0;
-  int64_t i = row_top_fill(x, C, blank, M, vals, idx, n);
-  if (n < M) return n;
-  float thr = vals[M - 1];
-  constexpr int kGroup = 16;
+  float thr = row_top_floor_portable_body(x, C, M);
+  int32_t n = 0;
+  auto take = [&](int64_t k) {
+    const float v = x[k];
+    if (k == blank || !(n < M ? v >= thr : v > thr)) return;
+    insert_desc(v, static_cast<int32_t>(k), vals, idx, n, M);
+    if (n == M) thr = vals[M - 1];
+  };
+  constexpr int kGroup = 32;
+  int64_t i = 0;
   for (; i + kGroup <= C; i += kGroup) {
+    // >= thr also covers the full list's > thr (the exact test is take()'s); NaN compares false.
     unsigned mask = 0;
-    for (int j = 0; j < kGroup; ++j) mask |= static_cast<unsigned>(x[i + j] > thr) << j;
-    for (; mask; mask &= mask - 1) {
-      const int64_t k = i + __builtin_ctz(mask);
-      if (k == blank || !(x[k] > thr)) continue;
-      insert_desc(x[k], static_cast<int32_t>(k), vals, idx, n, M);
-      thr = vals[M - 1];
-    }
+    for (int j = 0; j < kGroup; ++j) mask |= static_cast<unsigned>(x[i + j] >= thr) << j;
+    for (; mask; mask &= mask - 1) take(i + __builtin_ctz(mask));
   }
-  for (; i < C; ++i) {
-    if (i != blank && x[i] > thr) {
-      insert_desc(x[i], static_cast<int32_t>(i), vals, idx, n, M);
-      thr = vals[M - 1];
-    }
-  }
+  for (; i < C; ++i) take(i);
   return n;
 }
 
@@ -138,16 +161,6 @@ CLLSTR_ISA_DISPATCH(RowPair, row_pair_portable,
 
 #if CLLSTR_HAVE_AVX512_SCAN
 
-// Software prefetch distance of the row read from memory (override with -DCLLSTR_ROW_PREFETCH_BYTES=N to tune).
-// The pass over a row is short (~3.5 cycles per cache line with the exp arithmetic of the row before), so the
-// distance must cover the memory latency: measured on the 2-core AMD EPYC CI machine for 6400 rows of 4680 fp32,
-// one thread, the pipelined pass ran at 80% of a plain vectorised max over the same bytes with 1 KiB ahead, 83% with
-// 2 KiB, ~102% with 4 KiB, ~125% with 8 KiB (the plain max has no software prefetch) and 114% with 16 KiB. Past the
-// row's end it asks for the next rows of the batch, which follow in memory (x86 prefetches never fault).
-#ifndef CLLSTR_ROW_PREFETCH_BYTES
-#define CLLSTR_ROW_PREFETCH_BYTES 8192
-#endif
-constexpr int64_t kPrefetchBytes = CLLSTR_ROW_PREFETCH_BYTES;
 
 // exp(d) for 16 values d <= 0 (d = x - m): 2^t with t = d*log2(e) split into a rounded integer r and a fraction
 // f in [-0.5, 0.5], 2^f by its degree-6 Taylor polynomial (relative error < 2e-7, as exp_nonpositive), scaled by
@@ -377,6 +390,236 @@ CLLSTR_TARGET_AVX512 inline RowPair row_pair_avx512(const float* cur, float m_cu
 
 #endif  // CLLSTR_HAVE_AVX512_SCAN
 
+#if CLLSTR_HAVE_AVX512_SCAN
+#define CLLSTR_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+// row_top for AVX2 processors (measured on an AMD EPYC without AVX-512: the portable body's masks are built lane
+// by lane, and its prefetch of the whole next row in one burst leaves most of that row to the hardware): the floor
+// pass of row_top_floor_portable_body with eight 8-lane accumulators and a fixed-distance prefetch (as the AVX-512
+// pass), then the threshold pass over 64 entries per test with movemask.
+CLLSTR_TARGET_AVX2 inline float row_top_floor_avx2(const float* x, int64_t C, int32_t M) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  if (M + 1 > kTopBuckets || C < 2 * kTopBuckets) return ninf;
+  // Eight named accumulators (an array of them was kept on the stack by GCC 12).
+  __m256 a0 = _mm256_set1_ps(ninf), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  for (int64_t i = 0; i + kTopBuckets <= C; i += kTopBuckets) {
+    const char* pf_at = reinterpret_cast<const char*>(x + i) + kPrefetchBytes;
+    _mm_prefetch(pf_at, _MM_HINT_T0);
+    _mm_prefetch(pf_at + 64, _MM_HINT_T0);
+    _mm_prefetch(pf_at + 128, _MM_HINT_T0);
+    _mm_prefetch(pf_at + 192, _MM_HINT_T0);
+    // max(v, a) with v first: vmaxps returns its second operand when either is NaN, so NaN never enters.
+    a0 = _mm256_max_ps(_mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_max_ps(_mm256_loadu_ps(x + i + 24), a3);
+    a4 = _mm256_max_ps(_mm256_loadu_ps(x + i + 32), a4);
+    a5 = _mm256_max_ps(_mm256_loadu_ps(x + i + 40), a5);
+    a6 = _mm256_max_ps(_mm256_loadu_ps(x + i + 48), a6);
+    a7 = _mm256_max_ps(_mm256_loadu_ps(x + i + 56), a7);
+  }
+  alignas(32) float m[kTopBuckets];
+  _mm256_store_ps(m, a0);
+  _mm256_store_ps(m + 8, a1);
+  _mm256_store_ps(m + 16, a2);
+  _mm256_store_ps(m + 24, a3);
+  _mm256_store_ps(m + 32, a4);
+  _mm256_store_ps(m + 40, a5);
+  _mm256_store_ps(m + 48, a6);
+  _mm256_store_ps(m + 56, a7);
+  float floor = ninf;
+  for (int j = 0; j < kTopBuckets; ++j) {
+    const __m256 v = _mm256_set1_ps(m[j]);
+    int reach = 0;
+    for (int k = 0; k < 8; ++k) {
+      reach += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_load_ps(m + 8 * k), v, _CMP_GE_OQ)));
+    }
+    floor = (reach > M && m[j] > floor) ? m[j] : floor;
+  }
+  return floor;
+}
+
+CLLSTR_TARGET_AVX2 inline int32_t row_top_avx2(const float* x, int64_t C, int64_t blank, int32_t M, float* vals,
+                                               int32_t* idx) {
+  if (M <= 0) return 0;
+  float thr = row_top_floor_avx2(x, C, M);
+  int32_t n = 0;
+  auto take = [&](int64_t i, uint64_t mask) {
+    for (; mask; mask &= mask - 1) {
+      const int64_t k = i + __builtin_ctzll(mask);
+      const float val = x[k];
+      if (k == blank || !(n < M ? val >= thr : val > thr)) continue;
+      insert_desc(val, static_cast<int32_t>(k), vals, idx, n, M);
+      if (n == M) thr = vals[M - 1];
+    }
+  };
+  // This pass reads the row from L1; the memory is free meanwhile: ask for the row after next (one row plus the floor
+  // pass's distance ahead), so that the next floor pass reads from cache.
+  const char* pf = reinterpret_cast<const char*>(x + C) + kPrefetchBytes;
+  int64_t i = 0;
+  for (; i + 64 <= C; i += 64) {
+    _mm_prefetch(pf + 4 * i, _MM_HINT_T1);
+    _mm_prefetch(pf + 4 * i + 64, _MM_HINT_T1);
+    _mm_prefetch(pf + 4 * i + 128, _MM_HINT_T1);
+    _mm_prefetch(pf + 4 * i + 192, _MM_HINT_T1);
+    // >= also covers the full list's > (take() applies the exact test); NaN compares false.
+    const __m256 vthr = _mm256_set1_ps(thr);
+    __m256 any = _mm256_cmp_ps(_mm256_loadu_ps(x + i), vthr, _CMP_GE_OQ);
+    for (int j = 1; j < 8; ++j) any = _mm256_or_ps(any, _mm256_cmp_ps(_mm256_loadu_ps(x + i + 8 * j), vthr, _CMP_GE_OQ));
+    if (_mm256_testz_ps(any, any)) continue;
+    uint64_t mask = 0;
+    for (int j = 0; j < 8; ++j) {
+      mask |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 8 * j), vthr,
+                                                                     _CMP_GE_OQ))) << (8 * j);
+    }
+    take(i, mask);
+  }
+  for (; i < C; ++i) take(i, 1);
+  return n;
+}
+// exp(d) for 8 values d <= 0, as exp512_nonpositive: 2^t, t = d*log2(e) split into a rounded integer r and a
+// fraction f in [-0.5, 0.5], 2^f by its Taylor polynomial of degree kDegree, scaled by 2^r built in the exponent
+// bits (r >= -126 after the clamp, so the biased exponent stays normal). Relative error < 2e-7 at degree 6 (the
+// softmax normalisers of the beam search and the CTC loss), < 3e-6 at degree 5 (the greedy decoder's confidence,
+// where the one fewer multiply-add per 8 values measured ~12% of the decoding time on an AVX2 EPYC).
+template <int kDegree = 6>
+CLLSTR_TARGET_AVX2 inline __m256 exp256_nonpositive(__m256 d) {
+  static_assert(kDegree == 5 || kDegree == 6, "exp256_nonpositive: degree 5 or 6");
+  const __m256 t = _mm256_max_ps(_mm256_mul_ps(d, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(-125.5f));
+  const __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 f = _mm256_sub_ps(t, r);
+  __m256 p = _mm256_set1_ps(1.3333558146428443e-3f);
+  if constexpr (kDegree == 6) p = _mm256_fmadd_ps(_mm256_set1_ps(1.5403530393381606e-4f), f, p);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.6181291076284772e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5504108664821580e-2f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022650695910071e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9314718055994531e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(r), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+CLLSTR_TARGET_AVX2 inline float hmax256(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+CLLSTR_TARGET_AVX2 inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Maximum with a NaN flag (GCC 12 leaves lanes_max scalar in the AVX2 clone): two 8-lane accumulators, scalar tail.
+// vmaxps(v, a) keeps a when v is NaN; the flag records it.
+CLLSTR_TARGET_AVX2 inline float max256(const float* x, int64_t C, bool* has_nan) {
+  __m256 a0 = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), a1 = a0, nan = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= C; i += 16) {
+    const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+    a0 = _mm256_max_ps(v0, a0);
+    a1 = _mm256_max_ps(v1, a1);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v0, v1, _CMP_UNORD_Q));
+  }
+  float m = hmax256(_mm256_max_ps(a0, a1));
+  bool any = !_mm256_testz_ps(nan, nan);
+  for (; i < C; ++i) {
+    m = x[i] > m ? x[i] : m;
+    any |= x[i] != x[i];
+  }
+  *has_nan = any;
+  return m;
+}
+
+CLLSTR_TARGET_AVX2 inline float row_logsumexp_avx2(const float* x, int64_t C) {
+  bool has_nan = false;
+  const float m = max256(x, C, &has_nan);
+  if (has_nan || m == std::numeric_limits<float>::infinity()) return std::numeric_limits<float>::quiet_NaN();
+  if (m == -std::numeric_limits<float>::infinity()) return m;
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= C; i += 16) {
+    s0 = _mm256_add_ps(s0, exp256_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
+    s1 = _mm256_add_ps(s1, exp256_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm)));
+  }
+  float s = hsum256(_mm256_add_ps(s0, s1));
+  for (; i < C; ++i) s += exp_nonpositive(x[i] - m);
+  return m + std::log(s);
+}
+
+// row_pair for AVX2 processors, as row_pair_avx512_impl: two 8-lane blocks per iteration, `next` prefetched a fixed
+// distance ahead,
+// the tail of both rows in scalar code.
+template <bool kNext, bool kCur, bool kExp>
+CLLSTR_TARGET_AVX2 inline RowPair row_pair_avx2_impl(const float* cur, float m_cur, const float* next, int64_t C) {
+  RowPair r{C, 0.0f, -std::numeric_limits<float>::infinity(), false};
+  const __m256 vm = _mm256_set1_ps(m_cur);
+  __m256 acc = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), acc1 = acc, nan = _mm256_setzero_ps();
+  __m256 sum = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
+  int64_t first = -1, i = 0;
+  // Two blocks per iteration: the exp chains of two accumulators overlap.
+  for (; i + 16 <= C; i += 16) {
+    if constexpr (kNext) {
+      _mm_prefetch(reinterpret_cast<const char*>(next + i) + kPrefetchBytes, _MM_HINT_T0);
+      const __m256 v0 = _mm256_loadu_ps(next + i), v1 = _mm256_loadu_ps(next + i + 8);
+      acc = _mm256_max_ps(v0, acc);
+      acc1 = _mm256_max_ps(v1, acc1);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(v0, v1, _CMP_UNORD_Q));
+    }
+    if constexpr (kCur) {
+      const __m256 c0 = _mm256_loadu_ps(cur + i), c1 = _mm256_loadu_ps(cur + i + 8);
+      if (first < 0) {
+        const unsigned eq = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(c0, vm, _CMP_EQ_OQ))) |
+                            static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(c1, vm, _CMP_EQ_OQ))) << 8;
+        if (eq) first = i + __builtin_ctz(eq);
+      }
+      if constexpr (kExp) {
+        sum = _mm256_add_ps(sum, exp256_nonpositive<5>(_mm256_sub_ps(c0, vm)));
+        sum1 = _mm256_add_ps(sum1, exp256_nonpositive<5>(_mm256_sub_ps(c1, vm)));
+      }
+    }
+  }
+  acc = _mm256_max_ps(acc, acc1);
+  sum = _mm256_add_ps(sum, sum1);
+  float next_max = hmax256(acc), s = hsum256(sum);
+  bool next_nan = !_mm256_testz_ps(nan, nan);
+  for (; i < C; ++i) {
+    if constexpr (kNext) {
+      next_max = next[i] > next_max ? next[i] : next_max;
+      next_nan |= next[i] != next[i];
+    }
+    if constexpr (kCur) {
+      if (first < 0 && cur[i] == m_cur) first = i;
+      if constexpr (kExp) s += exp_nonpositive(cur[i] - m_cur);
+    }
+  }
+  if (kCur) {
+    if (first >= 0) r.first = first;
+    r.sum = s;
+  }
+  if (kNext) {
+    r.next_max = next_max;
+    r.next_nan = next_nan;
+  }
+  return r;
+}
+
+CLLSTR_TARGET_AVX2 inline RowPair row_pair_avx2(const float* cur, float m_cur, const float* next, int64_t C,
+                                                bool with_exp) {
+  if (cur == nullptr) return row_pair_avx2_impl<true, false, false>(cur, m_cur, next, C);
+  if (next == nullptr) {
+    return with_exp ? row_pair_avx2_impl<false, true, true>(cur, m_cur, next, C)
+                    : row_pair_avx2_impl<false, true, false>(cur, m_cur, next, C);
+  }
+  return with_exp ? row_pair_avx2_impl<true, true, true>(cur, m_cur, next, C)
+                  : row_pair_avx2_impl<true, true, false>(cur, m_cur, next, C);
+}
+#endif  // CLLSTR_HAVE_AVX512_SCAN
+
 // The M largest entries of x except `blank`, in descending order, lower index first among equal values (NaN never
 // enters); returns how many (fewer than M only when the row has fewer non-NaN, non-blank entries).
 // `ahead` (optional): the next row, asked for from memory during this one's pass.
@@ -390,6 +633,12 @@ inline int32_t row_top(const float* x, int64_t C, int64_t blank, int32_t M, floa
     return row_top_avx512(x, C, blank, M, vals, idx);
   }
 #endif
+#if CLLSTR_HAVE_AVX512_SCAN
+  if (isa() == Isa::kAvx2) {
+    if (ahead != nullptr && ahead != static_cast<const void*>(x + C)) prefetch_row(ahead, ahead_bytes);
+    return row_top_avx2(x, C, blank, M, vals, idx);
+  }
+#endif
   if (ahead != nullptr) prefetch_row(ahead, ahead_bytes);
   return row_top_portable(x, C, blank, M, vals, idx);
 }
@@ -397,6 +646,7 @@ inline int32_t row_top(const float* x, int64_t C, int64_t blank, int32_t M, floa
 inline float row_logsumexp(const float* x, int64_t C) {
 #if CLLSTR_HAVE_AVX512_SCAN
   if (isa() == Isa::kAvx512) return row_logsumexp_avx512(x, C);
+  if (isa() == Isa::kAvx2) return row_logsumexp_avx2(x, C);
 #endif
   return row_logsumexp_portable(x, C);
 }
@@ -405,6 +655,7 @@ inline float row_logsumexp(const float* x, int64_t C) {
 inline RowPair row_pair(const float* cur, float m_cur, const float* next, int64_t C, bool with_exp) {
 #if CLLSTR_HAVE_AVX512_SCAN
   if (isa() == Isa::kAvx512) return row_pair_avx512(cur, m_cur, next, C, with_exp);
+  if (isa() == Isa::kAvx2) return row_pair_avx2(cur, m_cur, next, C, with_exp);
 #endif
   return row_pair_portable(cur, m_cur, next, C, with_exp);
 }
