@@ -393,6 +393,20 @@ CLLSTR_TARGET_AVX512 inline RowPair row_pair_avx512(const float* cur, float m_cu
 #if CLLSTR_HAVE_AVX512_SCAN
 #define CLLSTR_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
+CLLSTR_TARGET_AVX2 inline float hmax256(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+CLLSTR_TARGET_AVX2 inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
 // row_top for AVX2 processors (measured on an AMD EPYC without AVX-512: the portable body's masks are built lane
 // by lane, and its prefetch of the whole next row in one burst leaves most of that row to the hardware): the floor
 // pass of row_top_floor_portable_body with eight 8-lane accumulators and a fixed-distance prefetch (as the AVX-512
@@ -427,16 +441,21 @@ CLLSTR_TARGET_AVX2 inline float row_top_floor_avx2(const float* x, int64_t C, in
   _mm256_store_ps(m + 40, a5);
   _mm256_store_ps(m + 48, a6);
   _mm256_store_ps(m + 56, a7);
-  float floor = ninf;
-  for (int j = 0; j < kTopBuckets; ++j) {
-    const __m256 v = _mm256_set1_ps(m[j]);
-    int reach = 0;
-    for (int k = 0; k < 8; ++k) {
-      reach += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_load_ps(m + 8 * k), v, _CMP_GE_OQ)));
+  // The (M+1)-th largest maximum: the largest maximum that at least M+1 maxima reach, eight maxima at a time
+  // (reach[j] counts the k with m[k] >= m[j]; a compare's all-ones lane is -1 as an integer).
+  const __m256i need = _mm256_set1_epi32(M);
+  __m256 best = _mm256_set1_ps(ninf);
+  for (int j = 0; j < kTopBuckets; j += 8) {
+    const __m256 mj = _mm256_load_ps(m + j);
+    __m256i reach = _mm256_setzero_si256();
+    for (int k = 0; k < kTopBuckets; ++k) {
+      const __m256 ge = _mm256_cmp_ps(_mm256_broadcast_ss(m + k), mj, _CMP_GE_OQ);
+      reach = _mm256_sub_epi32(reach, _mm256_castps_si256(ge));
     }
-    floor = (reach > M && m[j] > floor) ? m[j] : floor;
+    const __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(reach, need));
+    best = _mm256_max_ps(best, _mm256_blendv_ps(_mm256_set1_ps(ninf), mj, ok));
   }
-  return floor;
+  return hmax256(best);
 }
 
 CLLSTR_TARGET_AVX2 inline int32_t row_top_avx2(const float* x, int64_t C, int64_t blank, int32_t M, float* vals,
@@ -462,11 +481,16 @@ CLLSTR_TARGET_AVX2 inline int32_t row_top_avx2(const float* x, int64_t C, int64_
     _mm_prefetch(pf + 4 * i + 64, _MM_HINT_T1);
     _mm_prefetch(pf + 4 * i + 128, _MM_HINT_T1);
     _mm_prefetch(pf + 4 * i + 192, _MM_HINT_T1);
-    // >= also covers the full list's > (take() applies the exact test); NaN compares false.
+    // The block's maximum against the threshold first (vmaxps(v, b) keeps b when v is NaN: NaN never passes); >=
+    // also covers the full list's > (take() applies the exact test).
     const __m256 vthr = _mm256_set1_ps(thr);
-    __m256 any = _mm256_cmp_ps(_mm256_loadu_ps(x + i), vthr, _CMP_GE_OQ);
-    for (int j = 1; j < 8; ++j) any = _mm256_or_ps(any, _mm256_cmp_ps(_mm256_loadu_ps(x + i + 8 * j), vthr, _CMP_GE_OQ));
-    if (_mm256_testz_ps(any, any)) continue;
+    __m256 b0 = _mm256_max_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8));
+    __m256 b1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(x + i + 24));
+    b0 = _mm256_max_ps(_mm256_loadu_ps(x + i + 32), b0);
+    b1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 40), b1);
+    b0 = _mm256_max_ps(_mm256_loadu_ps(x + i + 48), b0);
+    b1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 56), b1);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_max_ps(b0, b1), vthr, _CMP_GE_OQ)) == 0) continue;
     uint64_t mask = 0;
     for (int j = 0; j < 8; ++j) {
       mask |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 8 * j), vthr,
@@ -497,20 +521,6 @@ CLLSTR_TARGET_AVX2 inline __m256 exp256_nonpositive(__m256 d) {
   p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(r), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
-
-CLLSTR_TARGET_AVX2 inline float hmax256(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
-
-CLLSTR_TARGET_AVX2 inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // Maximum with a NaN flag (GCC 12 leaves lanes_max scalar in the AVX2 clone): two 8-lane accumulators, scalar tail.
