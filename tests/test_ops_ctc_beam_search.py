@@ -98,6 +98,13 @@ def sample_inputs(device: str) -> list[Case]:
         blank_top[b, :, classes] = torch.tensor([11.0, 10.5, 10.0])
     cases.append(Case("wide_blank_on_top", blank_top.log_softmax(-1), torch.tensor([1, 2, 1]),
                       {"top_n": 3, "beam_width": 4, "top_k": 4}))
+    # NaN scattered over wide rows (three entries in ten, never the blank): NaN never enters (the reference reads it as
+    # -inf), and a NaN must not hide a probable class that shares its vector lane within a 64-entry block.
+    nan_rows = _peaked(4, 6, 301, g)
+    holes = torch.rand(nan_rows.shape, generator=g) < 0.3
+    holes[..., 0] = False
+    nan_rows[holes] = float("nan")
+    cases.append(Case("wide_nan", nan_rows, torch.tensor([6, 5, 1, 6]), {"beam_width": 6, "top_k": 3}))
     # More candidates (beam x classes = 5000) than the CUDA kernel's one-pass selection holds (2304), no lexicon: the
     # path where one thread rewrites the beam count between barriers.
     cases.append(Case("many_candidates", (torch.randn(2, 6, 100, generator=g) * 3).log_softmax(-1),

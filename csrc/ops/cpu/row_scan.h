@@ -475,17 +475,21 @@ CLLSTR_TARGET_AVX2 inline int32_t row_top_avx2(const float* x, int64_t C, int64_
   // This pass reads the row from L1; the memory is free meanwhile: ask for the row after next (one row plus the floor
   // pass's distance ahead), so that the next floor pass reads from cache.
   const char* pf = reinterpret_cast<const char*>(x + C) + kPrefetchBytes;
+  const __m256 vninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   int64_t i = 0;
   for (; i + 64 <= C; i += 64) {
     _mm_prefetch(pf + 4 * i, _MM_HINT_T1);
     _mm_prefetch(pf + 4 * i + 64, _MM_HINT_T1);
     _mm_prefetch(pf + 4 * i + 128, _MM_HINT_T1);
     _mm_prefetch(pf + 4 * i + 192, _MM_HINT_T1);
-    // The block's maximum against the threshold first (vmaxps(v, b) keeps b when v is NaN: NaN never passes); >=
-    // also covers the full list's > (take() applies the exact test).
+    // The block's maximum against the threshold first; >= also covers the full list's > (take() applies the exact
+    // test). vmaxps(v, b) returns b when either is NaN, so every chain starts from -inf and takes the loads as v:
+    // a NaN is skipped and never hides another entry of its lane (the max of two loads could be a NaN).
     const __m256 vthr = _mm256_set1_ps(thr);
-    __m256 b0 = _mm256_max_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8));
-    __m256 b1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(x + i + 24));
+    __m256 b0 = _mm256_max_ps(_mm256_loadu_ps(x + i), vninf);
+    __m256 b1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), vninf);
+    b0 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), b0);
+    b1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 24), b1);
     b0 = _mm256_max_ps(_mm256_loadu_ps(x + i + 32), b0);
     b1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 40), b1);
     b0 = _mm256_max_ps(_mm256_loadu_ps(x + i + 48), b0);
