@@ -3,14 +3,16 @@
 Same random batch (b128, 32x100 RGB, labels of 1-10 characters over 4680 classes), CTC loss, AdamW and grad
 clipping 5, on the same threads. CLL-STR runs its ``model.py`` as its ``train.py`` does (fp32, contiguous,
 ``log_softmax`` + ``torch.nn.CTCLoss``): ``None-SVTR-None-CTC`` against cllstr's ``svtr_tiny``,
-``None-VGG-BiLSTM-CTC`` against ``crnn``. cllstr runs as its Trainer does on a CPU (bf16 autocast, channels_last, the
+``None-VGG-BiLSTM-CTC`` against ``crnn``. cllstr runs as its Trainer does on a CPU (``precision=auto``: bf16 autocast
+on a CPU with native bf16, fp32 elsewhere, e.g. on an AVX2-only EPYC where oneDNN emulates bf16; channels_last, the
 fused ``cllstr.ops.ctc_loss``), and again with the loss computed the reference's way (float32 copy, ``log_softmax``,
 ``F.ctc_loss``) so that the fused loss's gain is measured in the same run; ``--session6`` adds SVTR with the attention
 of session 6 (torch's bf16 SDPA for Global mixing).
 
 ``--peak`` also measures what the step achieves against this CPU's limit: FLOPs per training image
-(``FlopCounterMode``, forward + backward) times img/s, against the best GFLOP/s of a bf16 channels_last 3x3
-convolution of crnn's own layer shapes (forward + both backward convolutions) measured in the same run.
+(``FlopCounterMode``, forward + backward) times img/s, against the best GFLOP/s of a channels_last 3x3
+convolution of crnn's own layer shapes (forward + both backward convolutions, at the Trainer's precision) measured
+in the same run.
 
 The reference checkout is fetched (``fetch github:ku21fan/CLL-STR``), never copied into this project.
 
@@ -30,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import cllstr.models.svtr as svtr_module
-from cllstr.device import autocast
+from cllstr.device import autocast, resolve_amp_dtype
 from cllstr.models import create_model
 from cllstr.ops import ctc_loss
 
@@ -38,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parity_import import reference_model  # noqa: E402
 
 NUM_CLASSES = 4680
+#: what cllstr's Trainer runs under on this CPU (precision 'auto'): bf16, or None (fp32) without native bf16
+AMP = resolve_amp_dtype("auto", torch.device("cpu"))
+PRECISION = "bf16" if AMP == torch.bfloat16 else "fp32"
 PAIRS = {"svtr": ("None-SVTR-None-CTC", "svtr_tiny"), "crnn": ("None-VGG-BiLSTM-CTC", "crnn")}
 
 
@@ -64,7 +69,7 @@ def fused_loss(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torc
 def make_step(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
               forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor], fast: bool,
               loss_fn: Callable[..., torch.Tensor] = unfused_loss) -> Callable[[], float]:
-    """One CTC + AdamW + clip step; ``fast``: bf16 autocast and channels_last, as cllstr's Trainer on a CPU."""
+    """One CTC + AdamW + clip step; ``fast``: the Trainer's precision on this CPU and channels_last, as cllstr's Trainer."""
     if fast:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
@@ -72,7 +77,7 @@ def make_step(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tenso
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> float:
-        with autocast(torch.device("cpu"), torch.bfloat16 if fast else None):
+        with autocast(torch.device("cpu"), AMP if fast else None):
             logits = forward(model, images)
         loss = loss_fn(logits, targets, target_lengths)
         opt.zero_grad(set_to_none=True)
@@ -106,7 +111,8 @@ CRNN_CONVS = [(3, 64, 32, 100), (64, 128, 16, 50), (128, 256, 8, 25), (256, 256,
 
 
 def conv_peak(batch: int, rounds: int) -> tuple[float, str]:
-    """Best GFLOP/s of forward + input-gradient + weight-gradient of a bf16 channels_last 3x3 convolution over
+    """Best GFLOP/s of forward + input-gradient + weight-gradient of a channels_last 3x3 convolution (the Trainer's
+    precision on this CPU) over
     crnn's layer shapes (the layer where oneDNN does best is the CPU's practical limit for this model)."""
     best, where = 0.0, ""
     for cin, cout, h, w in CRNN_CONVS[1:]:  # the 3-channel first layer is memory-bound, not a peak
@@ -114,7 +120,7 @@ def conv_peak(batch: int, rounds: int) -> tuple[float, str]:
         x = torch.randn(batch, cin, h, w).contiguous(memory_format=torch.channels_last).requires_grad_()
 
         def run(conv=conv, x=x) -> None:
-            with autocast(torch.device("cpu"), torch.bfloat16):
+            with autocast(torch.device("cpu"), AMP):
                 y = conv(x)
             y.backward(torch.ones_like(y))
 
@@ -170,7 +176,7 @@ def main() -> None:
         ours = create_model(name, NUM_CLASSES)
         trainer = make_step(ours, images, targets, target_lengths, lambda m, x: m(x), True, fused_loss)
         steps = {f"CLL-STR {arch} fp32": make_step(ref, images, targets, target_lengths, reference_forward, False),
-                 f"cllstr {name} (Trainer: bf16, channels_last)": trainer,
+                 f"cllstr {name} (Trainer: {PRECISION}, channels_last)": trainer,
                  f"cllstr {name}, unfused CTC loss": make_step(ours, images, targets, target_lengths,
                                                                lambda m, x: m(x), True, unfused_loss)}
         if key == "svtr" and args.session6:
@@ -200,7 +206,7 @@ def main() -> None:
             achieved = per_image * args.batch / med[names[1]] / 1e9
             peak, where = conv_peak(args.batch, args.rounds)
             print(f"  {per_image / 1e9:.2f} GFLOP per training image: {achieved:.0f} GFLOP/s = {achieved / peak:.0%} "
-                  f"of the bf16 channels_last 3x3 convolution peak measured now ({peak:.0f} GFLOP/s, {where})")
+                  f"of the {PRECISION} channels_last 3x3 convolution peak measured now ({peak:.0f} GFLOP/s, {where})")
 
 
 if __name__ == "__main__":
