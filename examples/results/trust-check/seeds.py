@@ -50,7 +50,7 @@ def permutation_p(a: list[float], b: list[float]) -> float:
 def summarise(tables: dict[str, dict[int, tuple[float, float]]]) -> list[str]:
     iterations = sorted(set.intersection(*(set(t) for t in tables.values()))) if tables else []
     lines = [f"{len(tables)} seeds: {', '.join(tables)}", "",
-             "| iteration | reference 1-NED mean ± std | cllstr 1-NED mean ± std | cllstr - reference | cllstr ahead |"
+             "| iteration | reference 1-NED mean ± std | cllstr 1-NED mean ± std | cllstr - reference | cllstr ahead / tied |"
              " permutation p |",
              "|---:|---:|---:|---:|---:|---:|"]
     for it in iterations:
